@@ -1,0 +1,1 @@
+"""Data layer: taxonomy, record schema, loading, validation, cleaning, masking, splitting, corpus."""

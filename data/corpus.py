@@ -1,0 +1,109 @@
+"""The shipped corpus of authored call summaries (``data/corpus/``): build, split, check.
+
+``train.jsonl`` and ``test.jsonl`` hold one JSON object per line with ``id``, ``text``, ``channel``,
+``department``, ``source``, ``style`` and ``hard``. The test split is fixed: no training command reads
+it (training commands take ``train.jsonl``; ``hotline evaluate`` takes ``test.jsonl``).
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from data.cleaning import dedup_key, normalize_text
+from data.splitting import max_overlap, near_duplicate_groups
+from data.taxonomy import Taxonomy, default_taxonomy
+
+CORPUS_DIR = Path(__file__).parent / "corpus"
+TRAIN_PATH = CORPUS_DIR / "train.jsonl"
+TEST_PATH = CORPUS_DIR / "test.jsonl"
+FIELDS = ("id", "text", "channel", "department", "source", "style", "hard")
+STYLES = ("third_person", "first_person", "short", "long")
+NEAR_DUPLICATE_JACCARD = 0.5
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps({k: r[k] for k in FIELDS}, ensure_ascii=False) + "\n")
+
+
+def build_corpus(
+    inputs: list[str | Path],
+    out_dir: str | Path = CORPUS_DIR,
+    test_size: float = 0.2,
+    seed: int = 13,
+    taxonomy: Taxonomy | None = None,
+) -> dict:
+    """Merge authored slices (JSONL with text, channel, department, style, hard and optionally
+    source), drop exact duplicates, assign ids, and split so that near-duplicates (character 3-gram
+    Jaccard ≥ 0.5) stay on one side. Returns the build statistics (also written to ``stats.json``)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    taxonomy = taxonomy or default_taxonomy()
+    rows, seen, dropped = [], set(), 0
+    for path in inputs:
+        slice_name = Path(path).stem
+        for r in read_jsonl(path):
+            text = normalize_text(r["text"])
+            key = dedup_key(text)
+            if key in seen:
+                dropped += 1
+                continue
+            seen.add(key)
+            dep = r["department"]
+            if taxonomy.channel_of(dep) != str(r["channel"]):
+                raise ValueError(f"{path}: {text[:20]}… channel {r['channel']} does not match {dep}")
+            source = r.get("source") or f"authored-llm/{slice_name}/{r['style']}"
+            rows.append({"text": text, "channel": str(r["channel"]), "department": dep, "source": source, "style": r["style"], "hard": bool(r["hard"])})
+    rng = np.random.default_rng(seed)
+    rng.shuffle(rows)
+    texts = [r["text"] for r in rows]
+    groups = near_duplicate_groups(texts, NEAR_DUPLICATE_JACCARD)
+    labels = [r["department"] for r in rows]
+    splitter = StratifiedGroupKFold(n_splits=int(round(1 / test_size)), shuffle=True, random_state=seed)
+    train_idx, test_idx = next(splitter.split(np.zeros(len(rows)), labels, groups))
+    for i, r in enumerate(rows):
+        r["id"] = f"hr-{i + 1:05d}"
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train = sorted((rows[i] for i in train_idx), key=lambda r: r["id"])
+    test = sorted((rows[i] for i in test_idx), key=lambda r: r["id"])
+    write_jsonl(out / "train.jsonl", train)
+    write_jsonl(out / "test.jsonl", test)
+    stats = corpus_stats(train, test)
+    stats["exact_duplicates_dropped"] = dropped
+    stats["near_duplicate_groups_with_more_than_one_row"] = int(sum(1 for c in Counter(groups).values() if c > 1))
+    (out / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2), encoding="utf-8")
+    return stats
+
+
+def corpus_stats(train: list[dict], test: list[dict]) -> dict:
+    """Counts per label, style and hard share, and test→train character n-gram overlap."""
+    allrows = train + test
+    ov = max_overlap([r["text"] for r in test], [r["text"] for r in train])
+    return {
+        "rows": len(allrows),
+        "train": len(train),
+        "test": len(test),
+        "channel": dict(Counter(r["channel"] for r in allrows)),
+        "department": {k: {"train": v, "test": sum(1 for r in test if r["department"] == k)} for k, v in sorted(Counter(r["department"] for r in train).items())},
+        "style": dict(Counter(r["style"] for r in allrows)),
+        "hard_share": round(sum(r["hard"] for r in allrows) / len(allrows), 4),
+        "test_train_overlap": {
+            "measure": "max character 3-gram Jaccard of each test row with any train row",
+            "max": round(float(ov.max()), 4),
+            "mean": round(float(ov.mean()), 4),
+            "p95": round(float(np.quantile(ov, 0.95)), 4),
+            "share_at_least_0.3": round(float((ov >= 0.3).mean()), 4),
+            "share_at_least_0.5": round(float((ov >= 0.5).mean()), 4),
+        },
+    }

@@ -1,0 +1,1 @@
+"""Routing models: rules (with the danger override), classifiers and the router that combines them."""

@@ -1,0 +1,282 @@
+"""Rule engine driven by a rules file (``model/defaults/rules.yaml`` by default).
+
+A rule has an ``id``, a target department and patterns, and returns a :class:`RuleMatch` (the matched
+span and a reason a call-taker can read) or ``None``. Two kinds:
+
+- ``danger``: life, property or public safety at risk now. A match forces channel 110 whatever a model
+  says (the *danger override*). Negated mentions ("没有人受伤") never fire. With ``now_only``, mentions
+  in a clause that places them in the past ("以前被打过", "上周被偷了") do not fire either, unless the
+  clause also says it is happening now ("以前打过，现在又在打"). Uncertainty ("好像有人受伤") does fire:
+  where in doubt about danger, 110 acts first.
+- ``route``: keyword evidence for a department, used when no model is loaded or the model is unsure.
+
+>>> engine = RuleEngine.from_file()
+>>> engine.danger("三楼厨房着火了，有浓烟")[0].department
+'fire'
+>>> engine.danger("车子剐蹭了一下，没有人受伤")
+[]
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import yaml
+
+from data.taxonomy import Taxonomy, default_taxonomy
+from model.hanzi import to_simplified
+
+DEFAULT_RULES_PATH = Path(__file__).parent / "defaults" / "rules.yaml"
+KINDS = ("danger", "route")
+_CLAUSE_SPLIT = re.compile(r"[，。；！？,.;!?\n]|但是|不过|可是|结果")
+
+
+class RulesError(ValueError):
+    """The rules file is unusable; the message names the rule and the problem."""
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """One rule firing on one text.
+
+    Attributes
+    ----------
+    rule_id, department, kind, reason : str
+    span : (int, int)
+        Character offsets of the matched evidence in the text passed to the engine.
+    evidence : str
+        The matched characters (``text[span[0]:span[1]]``).
+    priority : int
+        Higher wins; danger rules outrank route rules.
+    links : tuple of str
+        Emergency lines this evidence calls for (``"120"`` for injury).
+    """
+
+    rule_id: str
+    department: str
+    kind: str
+    span: tuple[int, int]
+    evidence: str
+    reason: str
+    priority: int
+    links: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"{self.reason}（“{self.evidence}”）"
+
+
+@dataclass
+class Rule:
+    """A named set of patterns pointing to one department."""
+
+    id: str
+    department: str
+    patterns: Sequence[str]
+    reason: str
+    kind: str = "route"
+    priority: int = 10
+    now_only: bool = False
+    unless: Sequence[str] = ()
+    links: Sequence[str] = ()
+    _compiled: list[re.Pattern[str]] = field(default_factory=list, repr=False)
+    _unless: list[re.Pattern[str]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise RulesError(f"rule {self.id!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        if not self.patterns:
+            raise RulesError(f"rule {self.id!r}: needs at least one pattern")
+        try:
+            self._compiled = [_compile(p) for p in self.patterns]
+            self._unless = [_compile(p) for p in self.unless]
+        except re.error as exc:
+            raise RulesError(f"rule {self.id!r}: bad pattern: {exc}") from None
+
+    def match(self, text: str, negation: "NegationCues") -> RuleMatch | None:
+        """The first non-negated (and, for ``now_only``, present-tense) match in ``text``, or None."""
+        for pat in self._compiled:
+            for m in pat.finditer(text):
+                clause = _clause_around(text, m.start(), m.end())
+                if any(u.search(clause) for u in self._unless):
+                    continue
+                if negation.negated(text, m.start()):
+                    continue
+                if self.now_only and negation.in_past(text, m.start(), m.end()):
+                    continue
+                return RuleMatch(
+                    rule_id=self.id,
+                    department=self.department,
+                    kind=self.kind,
+                    span=(m.start(), m.end()),
+                    evidence=m.group(0),
+                    reason=self.reason,
+                    priority=self.priority,
+                    links=tuple(self.links),
+                )
+        return None
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    """``re:...`` is a regular expression; anything else a literal substring."""
+    return re.compile(pattern[3:] if pattern.startswith("re:") else re.escape(pattern))
+
+
+def _clause_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    left = 0
+    for m in _CLAUSE_SPLIT.finditer(text, 0, start):
+        left = m.end()
+    m = _CLAUSE_SPLIT.search(text, end)
+    return left, (m.start() if m else len(text))
+
+
+def _clause_around(text: str, start: int, end: int) -> str:
+    a, b = _clause_bounds(text, start, end)
+    return text[a:b]
+
+
+@dataclass
+class NegationCues:
+    """Words that cancel a mention (negators right before it) or place it in the past.
+
+    Tense is read from the nearest time cue *before* the mention in the whole text ("前天…摔倒了"
+    is past; "以前打过，现在又在打" is present), else from its own clause; the experiential 过
+    after the mention ("被打过") marks it past as well.
+    """
+
+    negators: Sequence[str] = ("没有", "没", "未", "无", "不是", "并非", "不存在", "别", "差点", "险些")
+    uncertain: Sequence[str] = ("有没有", "是不是", "会不会", "有无", "是否")
+    not_negating: Sequence[str] = ("没想到", "没办法", "没人管", "没多久", "没一会", "没过多久", "无法", "没完没了", "没几分钟", "没过")
+    past: Sequence[str] = ()
+    present: Sequence[str] = ()
+    window: int = 8
+
+    def negated(self, text: str, start: int) -> bool:
+        """True when a negator stands at most ``window`` characters before ``start`` in the same clause
+        and no uncertainty cue ("有没有人受伤" stays a possible injury) covers it."""
+        a, _ = _clause_bounds(text, start, start)
+        before = text[max(a, start - self.window - 4) : start]
+        if any(u in before for u in self.uncertain):
+            return False
+        for phrase in self.not_negating:
+            before = before.replace(phrase, "#" * len(phrase))
+        near = before[-(self.window + 2) :]
+        for neg in self.negators:
+            idx = near.rfind(neg)
+            if idx >= 0 and len(near) - (idx + len(neg)) <= self.window:
+                return True
+        return False
+
+    def in_past(self, text: str, start: int, end: int) -> bool:
+        """True when the mention is placed in the past (see the class docstring)."""
+        if text[end : end + 1] == "过" and text[end : end + 2] not in ("过来", "过去"):
+            return True
+        before = text[:start]
+        last_past = max((before.rfind(p) for p in self.past), default=-1)
+        last_present = max((before.rfind(p) for p in self.present), default=-1)
+        if last_past >= 0 or last_present >= 0:
+            return last_past > last_present
+        clause = _clause_around(text, start, end)
+        return any(p in clause for p in self.past) and not any(p in clause for p in self.present)
+
+
+class RuleEngine:
+    """Evaluate a list of rules on texts.
+
+    Parameters
+    ----------
+    rules : list of Rule
+    taxonomy : Taxonomy
+        Departments the rules may name; a rule naming an unknown department is an error.
+    negation : NegationCues
+    """
+
+    def __init__(self, rules: Iterable[Rule], taxonomy: Taxonomy | None = None, negation: NegationCues | None = None):
+        self.rules = list(rules)
+        self.taxonomy = taxonomy or default_taxonomy()
+        self.negation = negation or NegationCues()
+        ids = [r.id for r in self.rules]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise RulesError(f"rule ids must be unique; repeated: {', '.join(sorted(dup))}")
+
+    @classmethod
+    def from_file(cls, path: str | Path | None = None, taxonomy: Taxonomy | None = None) -> "RuleEngine":
+        """Load rules from YAML. A rule whose department is not in ``taxonomy`` is an error for the
+        default taxonomy; for a city's own taxonomy such rules are kept (they still give a channel)."""
+        path = Path(path) if path else DEFAULT_RULES_PATH
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise RulesError(f"cannot read rules file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise RulesError(f"{path}: not valid YAML: {exc}") from None
+        base = default_taxonomy()
+        taxonomy = taxonomy or base
+        rules = []
+        for i, r in enumerate(raw.get("rules", [])):
+            if not isinstance(r, dict) or not {"id", "department", "patterns"} <= set(r):
+                raise RulesError(f"{path}: rule #{i + 1} needs id, department and patterns")
+            if r["department"] not in base and r["department"] not in taxonomy:
+                raise RulesError(f"{path}: rule {r['id']!r} names unknown department {r['department']!r}")
+            rules.append(
+                Rule(
+                    id=str(r["id"]),
+                    department=str(r["department"]),
+                    patterns=[str(p) for p in r["patterns"]],
+                    reason=str(r.get("reason", r["id"])),
+                    kind=str(r.get("kind", "route")),
+                    priority=int(r.get("priority", 100 if r.get("kind") == "danger" else 10)),
+                    now_only=bool(r.get("now_only", False)),
+                    unless=[str(p) for p in r.get("unless", [])],
+                    links=[str(x) for x in r.get("links", [])],
+                )
+            )
+        cues = raw.get("cues", {})
+        negation = NegationCues(
+            negators=tuple(cues.get("negators", NegationCues.negators)),
+            not_negating=tuple(cues.get("not_negating", NegationCues.not_negating)),
+            uncertain=tuple(cues.get("uncertain", NegationCues.uncertain)),
+            past=tuple(cues.get("past", ())),
+            present=tuple(cues.get("present", ())),
+        )
+        return cls(rules, taxonomy, negation)
+
+    def channel_of(self, department: str) -> str:
+        if department in self.taxonomy:
+            return self.taxonomy.channel_of(department)
+        return default_taxonomy().channel_of(department)
+
+    def matches(self, text: str) -> list[RuleMatch]:
+        """Every rule that fires, highest priority first."""
+        text = to_simplified(text)
+        found = [m for r in self.rules if (m := r.match(text, self.negation)) is not None]
+        return sorted(found, key=lambda m: -m.priority)
+
+    def danger(self, text: str) -> list[RuleMatch]:
+        """Danger rules that fire (empty list: no danger signal)."""
+        return [m for m in self.matches(text) if m.kind == "danger"]
+
+    def opinion(self, text: str, matches: list[RuleMatch] | None = None) -> tuple[str | None, float, list[RuleMatch]]:
+        """The rules' own routing opinion: (department or None, score in [0, 1], supporting matches).
+
+        Danger matches win outright; otherwise route matches vote with their priorities. The score is
+        the winning department's share of the votes, scaled down when the evidence is thin.
+        """
+        matches = self.matches(text) if matches is None else matches
+        if not matches:
+            return None, 0.0, []
+        danger = [m for m in matches if m.kind == "danger"]
+        pool = danger or matches
+        votes: dict[str, float] = {}
+        for m in pool:
+            votes[m.department] = votes.get(m.department, 0.0) + m.priority
+        best = max(votes, key=lambda d: (votes[d], -self._order(d)))
+        share = votes[best] / sum(votes.values())
+        strength = min(1.0, len([m for m in pool if m.department == best]) / 2 + 0.25)
+        return best, round(share * strength, 4), [m for m in pool if m.department == best]
+
+    def _order(self, department: str) -> int:
+        codes = self.taxonomy.codes
+        return codes.index(department) if department in codes else len(codes)

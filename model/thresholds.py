@@ -1,0 +1,92 @@
+"""Choose the router's thresholds on validation predictions (never on the data a model was fit on).
+
+Two thresholds, both stored with the model:
+
+- ``channel_110``: route to 110 when P(110) = Σ P(department) over 110 departments is at least this.
+  Chosen as the largest value that still reaches the target 110 recall on validation data (default
+  0.99), never above 0.5: missing an emergency costs more than a transfer.
+- ``review``: a decision whose confidence is below this goes to supervisor review. Chosen as the
+  smallest value at which the accepted decisions reach the target accuracy on validation data.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from data.taxonomy import Taxonomy
+
+
+def channel_110_probability(proba: np.ndarray, classes: Sequence[str], taxonomy: Taxonomy) -> np.ndarray:
+    """P(110) per row, shape (n,), from department probabilities ``proba`` (n, n_classes)."""
+    mask = np.array([taxonomy.channel_of(c) == "110" if c in taxonomy else False for c in classes])
+    return proba[:, mask].sum(axis=1) if mask.any() else np.zeros(len(proba))
+
+
+def decide(proba: np.ndarray, classes: Sequence[str], taxonomy: Taxonomy, channel_110: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Apply the channel threshold. Returns (channel, department, department confidence, P(110)),
+    each of shape (n,). The department is the most probable one within the chosen channel."""
+    classes = np.asarray(classes)
+    p110 = channel_110_probability(proba, classes, taxonomy)
+    is110 = np.array([taxonomy.channel_of(c) == "110" for c in classes])
+    chan = np.where(p110 >= channel_110, "110", "12345")
+    masked = proba.copy()
+    for i, ch in enumerate(chan):
+        keep = is110 if ch == "110" else ~is110
+        if keep.any():
+            masked[i, ~keep] = -1.0
+    dep_idx = masked.argmax(axis=1)
+    if not is110.any():
+        chan = np.full(len(proba), "12345")
+    elif is110.all():
+        chan = np.full(len(proba), "110")
+    return chan, classes[dep_idx], proba[np.arange(len(proba)), dep_idx], p110
+
+
+def choose_thresholds(
+    proba: np.ndarray,
+    classes: Sequence[str],
+    y_true: Sequence[str],
+    taxonomy: Taxonomy,
+    target_110_recall: float = 0.99,
+    target_auto_accuracy: float = 0.95,
+) -> dict:
+    """Pick ``channel_110`` and ``review`` from validation predictions.
+
+    Parameters
+    ----------
+    proba : ndarray (n_val, n_classes)
+        Out-of-sample probabilities, columns in ``classes`` order.
+    y_true : sequence of str, length n_val
+        True departments.
+
+    Returns
+    -------
+    dict with ``channel_110``, ``review`` and what they achieved on the validation rows.
+    """
+    y_true = np.asarray(y_true)
+    p110 = channel_110_probability(proba, classes, taxonomy)
+    true110 = np.array([taxonomy.channel_of(y) == "110" for y in y_true])
+    out: dict = {"target_110_recall": target_110_recall, "target_auto_accuracy": target_auto_accuracy, "n_validation": int(len(y_true))}
+    if true110.any() and (~true110).any():
+        scores = np.sort(p110[true110])
+        k = int(np.floor((1 - target_110_recall) * len(scores)))
+        t = float(min(0.5, scores[min(k, len(scores) - 1)]))
+        t = max(t, 1e-3)
+        pred110 = p110 >= t
+        out["channel_110"] = round(t, 6)
+        out["validation_110_recall"] = round(float(pred110[true110].mean()), 4)
+        out["validation_110_precision"] = round(float(true110[pred110].mean()) if pred110.any() else 0.0, 4)
+    else:
+        out["channel_110"] = 0.5
+    chan, dep, conf, _ = decide(proba, classes, taxonomy, out["channel_110"])
+    correct = dep == y_true
+    order = np.argsort(-conf)
+    cum_acc = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
+    ok = np.where(cum_acc >= target_auto_accuracy)[0]
+    review = float(conf[order][ok.max()]) if len(ok) else 1.0
+    out["review"] = round(review, 6)
+    accepted = conf >= review
+    out["validation_review_rate"] = round(float(1 - accepted.mean()), 4)
+    out["validation_accuracy_accepted"] = round(float(correct[accepted].mean()) if accepted.any() else 0.0, 4)
+    return out

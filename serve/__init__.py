@@ -1,0 +1,1 @@
+"""Serving: settings, the model registry, the command line and the HTTP API."""

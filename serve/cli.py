@@ -1,0 +1,248 @@
+"""The ``hotline`` command line: train, predict, evaluate, serve, and corpus/model housekeeping.
+
+Every command has ``--help``; bad input exits with status 2 and a one-line reason on stderr
+(details, such as the list of bad rows, follow on the next lines).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+
+app = typer.Typer(help="hotline-router: route Chinese hotline call summaries to 110 or 12345 and a department.", no_args_is_help=True, add_completion=False)
+corpus_app = typer.Typer(help="The shipped corpus of authored call summaries.", no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+logger = logging.getLogger("hotline")
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn known input errors into a one-line reason and exit status 2 (no traceback)."""
+    from data.loading import DataError
+    from data.taxonomy import TaxonomyError
+    from model.artifacts import ModelLoadError
+    from model.rules import RulesError
+
+    try:
+        yield
+    except (DataError, TaxonomyError, ModelLoadError, RulesError, ValueError, FileNotFoundError, OSError) as exc:
+        msg = str(exc) or type(exc).__name__
+        first, _, rest = msg.partition("\n")
+        typer.echo(f"error: {first}", err=True)
+        if rest:
+            typer.echo(rest, err=True)
+        raise typer.Exit(2) from None
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _resolve_model(model: Optional[Path]) -> Optional[Path]:
+    """--model, else HOTLINE_MODEL_DIR, else the registry's current model, else None (rules only)."""
+    from model.registry import current_model_dir
+    from serve.config import get_settings
+
+    if model is not None:
+        return model
+    s = get_settings()
+    return s.model_dir or current_model_dir(s.registry_dir)
+
+
+def _load_router(model: Optional[Path], rules_only: bool = False):
+    from model.artifacts import load_model
+    from model.router import Router
+
+    if rules_only:
+        return Router(None)
+    path = _resolve_model(model)
+    if path is None:
+        typer.echo("note: no model given and none promoted; using rules only (run `make model` or `hotline build-default`)", err=True)
+        return Router(None)
+    return Router(load_model(path))
+
+
+@app.command()
+def train(
+    data: List[Path] = typer.Option(..., "--data", help="Labelled tickets: CSV (UTF-8/GB18030), JSONL or XLSX; repeat for several files"),
+    out: Path = typer.Option(..., "--out", help="Folder to write the model to"),
+    text_column: str = typer.Option("text", help="Column with the call summary (e.g. 诉求内容)"),
+    label_column: str = typer.Option("department", help="Column with the department (e.g. 处置单位)"),
+    channel_column: Optional[str] = typer.Option(None, help="Column with the channel (110/12345, or yes/no for handled by police)"),
+    model: str = typer.Option("linear", help="Model kind: linear"),
+    taxonomy: Optional[str] = typer.Option(None, help="Taxonomy file, 'default' or 'infer' (default: the national taxonomy when all labels are its codes, else inferred)"),
+    channel_map: Optional[Path] = typer.Option(None, help="YAML/JSON/CSV mapping each department to 110 or 12345"),
+    test_data: List[Path] = typer.Option([], "--test-data", help="Held-out labelled file(s) scored after training (written to the model card)"),
+    lenient: bool = typer.Option(False, help="Skip bad rows (and report them) instead of failing"),
+    strip_boilerplate: bool = typer.Option(False, help="Remove dispatch boilerplate such as 请交警核实处理 (it leaks the label)"),
+    target_110_recall: float = typer.Option(0.99, help="110 recall the channel threshold must reach on validation data"),
+    seed: int = typer.Option(13),
+    verbose: bool = typer.Option(True, help="Log progress"),
+) -> None:
+    """Train a model and save it as a self-describing folder (config, weights, label maps, metrics, card)."""
+    _setup_logging(verbose)
+    from training.metrics import summary_line
+    from training.train import TrainConfig
+    from training.train import train as run_train
+
+    with _user_errors():
+        cfg = TrainConfig(
+            data=[str(d) for d in data], out=str(out), text_column=text_column, label_column=label_column, channel_column=channel_column,
+            model=model, taxonomy=taxonomy, channel_map=str(channel_map) if channel_map else None, strict=not lenient,
+            strip_boilerplate=strip_boilerplate, target_110_recall=target_110_recall, seed=seed, test_data=[str(t) for t in test_data],
+        )
+        trained = run_train(cfg)
+    m = trained.metrics
+    typer.echo(f"saved {trained.version} to {out} ({m['train_rows']} rows, {m['skipped_rows']} skipped, {m['train_seconds']} s)")
+    typer.echo("validation (out-of-fold): " + summary_line(m["validation_out_of_fold"]))
+    if "test" in m:
+        typer.echo("test: " + summary_line(m["test"]))
+
+
+@app.command()
+def predict(
+    input: Path = typer.Option(..., "--input", help="CSV/JSONL/XLSX with a text column"),
+    output: Path = typer.Option(..., "--output", help="JSONL to write, one object per input row"),
+    model: Optional[Path] = typer.Option(None, help="Model folder (default: the promoted model)"),
+    text_column: str = typer.Option("text"),
+    rules_only: bool = typer.Option(False, help="Ignore any model; rules only"),
+    lenient: bool = typer.Option(False, help="Skip bad rows (reported) instead of failing"),
+    batch_size: int = typer.Option(256),
+) -> None:
+    """Route every row of a file; each output object is the row's own fields plus the routing decision."""
+    _setup_logging(False)
+    from tqdm.auto import tqdm
+
+    from data.loading import load_records
+
+    with _user_errors():
+        router = _load_router(model, rules_only)
+        res = load_records(input, text_column=text_column, label_column=None, strict=not lenient, deduplicate=False)
+        with open(output, "w", encoding="utf-8") as f:
+            for i in tqdm(range(0, len(res.records), batch_size), desc="predict", unit="batch", disable=len(res.records) < 2000):
+                chunk = res.records[i : i + batch_size]
+                for rec, d in zip(chunk, router.route_batch([r.text for r in chunk])):
+                    row = {text_column: rec.text, **{k: v for k, v in rec.extra.items()}}
+                    row.update(
+                        channel=d.channel, department=d.department, department_name=d.department_name, confidence=d.confidence,
+                        needs_review=d.needs_review, source=d.source, alternatives=[a.__dict__ for a in d.alternatives], reasons=d.reasons,
+                        links=d.links, model_version=d.model_version,
+                    )
+                    f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    skipped = f", {len(res.errors)} bad rows skipped" if res.errors else ""
+    typer.echo(f"wrote {len(res.records)} decisions to {output}{skipped}")
+
+
+@app.command()
+def evaluate(
+    data: List[Path] = typer.Option(..., "--data", help="Labelled file(s) to evaluate on"),
+    model: Optional[Path] = typer.Option(None, help="Model folder (default: the promoted model)"),
+    out: Optional[Path] = typer.Option(None, help="Report folder (default: reports/<model>-<data>)"),
+    text_column: str = typer.Option("text"),
+    label_column: str = typer.Option("department"),
+    channel_column: Optional[str] = typer.Option(None),
+    rules_only: bool = typer.Option(False, help="Evaluate the rules alone (no model)"),
+    cv: int = typer.Option(0, help="Cross-validate a fresh linear model on --data with this many folds instead of using a trained model"),
+    lenient: bool = typer.Option(False),
+    strip_boilerplate: bool = typer.Option(False),
+    channel_map: Optional[Path] = typer.Option(None),
+) -> None:
+    """Score a model (or the rules, or k-fold cross-validation) and write a report folder with plots."""
+    _setup_logging(False)
+    from training.evaluate import cross_validate, evaluate_records, write_report
+    from training.metrics import summary_line
+    from training.train import TrainConfig, load_training_data
+
+    with _user_errors():
+        cfg = TrainConfig(
+            data=[str(d) for d in data], out="-", text_column=text_column, label_column=label_column, channel_column=channel_column,
+            strict=not lenient, strip_boilerplate=strip_boilerplate, channel_map=str(channel_map) if channel_map else None,
+        )
+        if cv:
+            records, decisions, metrics = cross_validate(cfg, folds=cv)
+            name = f"cv{cv}"
+        else:
+            router = _load_router(model, rules_only)
+            res, _ = load_training_data(cfg, taxonomy=router.taxonomy)
+            records = res.records
+            result = evaluate_records(router, records, progress=True)
+            metrics, decisions = result["metrics"], result["decisions"]
+            name = "rules" if router.model is None else router.model_version
+        out = out or Path("reports") / f"{name}-{Path(data[0]).stem}"
+        write_report(out, metrics, records, decisions, title=f"Evaluation of {name} on {', '.join(map(str, data))}")
+    typer.echo(summary_line(metrics))
+    typer.echo(f"report: {out}")
+
+
+@app.command("build-default")
+def build_default(force: bool = typer.Option(False, help="Rebuild even if a model is already promoted")) -> None:
+    """Train the default model on the shipped corpus (train split), test it on the test split, promote it."""
+    _setup_logging(True)
+    from data.corpus import TEST_PATH, TRAIN_PATH
+    from model.registry import current_model_dir, register
+    from serve.config import get_settings
+    from training.train import TrainConfig
+    from training.train import train as run_train
+
+    s = get_settings()
+    if current_model_dir(s.registry_dir) is not None and not force:
+        typer.echo(f"a model is already promoted: {current_model_dir(s.registry_dir)} (use --force to rebuild)")
+        return
+    with _user_errors():
+        tmp = Path(s.registry_dir) / "_building"
+        trained = run_train(TrainConfig(data=[str(TRAIN_PATH)], out=str(tmp), test_data=[str(TEST_PATH)], target_110_recall=s.target_110_recall))
+        dest = register(tmp, s.registry_dir)
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    typer.echo(f"default model {trained.version} promoted: {dest}")
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, help="Interface to listen on (default HOTLINE_HOST, 127.0.0.1)"),
+    port: Optional[int] = typer.Option(None, help="Port (default HOTLINE_PORT, 8000)"),
+    workers: int = typer.Option(1, help="Worker processes (one per core)"),
+) -> None:
+    """Run the HTTP API and pages with uvicorn."""
+    import uvicorn
+
+    from serve.config import get_settings
+
+    s = get_settings()
+    host, port = host or s.host, port or s.port
+    if not s.api_keys.strip() and host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(f"error: refusing to listen on {host} with no API keys: set HOTLINE_API_KEYS, or listen on 127.0.0.1 for a local trial", err=True)
+        raise typer.Exit(2)
+    uvicorn.run("serve.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+
+
+@corpus_app.command("build")
+def corpus_build(inputs: List[Path] = typer.Argument(..., help="Authored JSONL slices"), seed: int = 13) -> None:
+    """Merge authored slices into data/corpus/train.jsonl and test.jsonl (near-duplicates kept on one side)."""
+    from data.corpus import build_corpus
+
+    with _user_errors():
+        stats = build_corpus([str(p) for p in inputs], seed=seed)
+    typer.echo(json.dumps(stats, ensure_ascii=False, indent=2))
+
+
+@corpus_app.command("stats")
+def corpus_stats_cmd() -> None:
+    """Counts per label and the test→train overlap of the shipped corpus."""
+    from data.corpus import TEST_PATH, TRAIN_PATH, corpus_stats, read_jsonl
+
+    typer.echo(json.dumps(corpus_stats(read_jsonl(TRAIN_PATH), read_jsonl(TEST_PATH)), ensure_ascii=False, indent=2))
+
+
+def main() -> None:  # console entry point
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""All configuration in one place: ``Settings`` reads ``HOTLINE_*`` environment variables (and ``.env``).
+
+Build it with :func:`get_settings` where it is needed (app factory, CLI), never at import time.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """hotline-router settings. Every field can be set as ``HOTLINE_<FIELD>`` (e.g. ``HOTLINE_DATABASE_URL``)."""
+
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=".env", extra="ignore", protected_namespaces=())
+
+    model_dir: Path | None = Field(None, description="Model folder to serve; default: the registry's current model")
+    registry_dir: Path = Field(Path("models"), description="Model registry: one folder per version plus a CURRENT pointer")
+    rules_path: Path | None = Field(None, description="Rules file; default: the shipped model/defaults/rules.yaml")
+    taxonomy_path: Path | None = Field(None, description="Taxonomy file used when no model is loaded")
+    database_url: str = Field("sqlite:///hotline.db", description="SQLAlchemy URL: SQLite file by default, postgresql://… for PostgreSQL")
+    review_threshold: float | None = Field(None, description="Override the model's stored review threshold")
+    channel_110_threshold: float | None = Field(None, description="Override the model's stored P(110) threshold")
+    target_110_recall: float = Field(0.99, description="110 recall the training command aims for when choosing thresholds")
+    max_text_chars: int = Field(2000, description="Longest call summary accepted")
+    max_batch: int = Field(256, description="Most texts in one batch request")
+    api_keys: str = Field("", description='"key1:call_taker,key2:supervisor,key3:admin"; empty: auth off (loopback only)')
+    host: str = "127.0.0.1"
+    port: int = 8000
+    strip_boilerplate: bool = False
+
+    @field_validator("max_text_chars", "max_batch")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("must be positive")
+        return v
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings (cached; tests clear the cache or build ``Settings`` directly)."""
+    return Settings()

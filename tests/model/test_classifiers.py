@@ -1,0 +1,49 @@
+"""One contract for every classifier in model/ (scikit-learn style)."""
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from model.linear import LinearTextClassifier
+from tests.factories import tiny_rows
+
+CLASSIFIERS = [
+    LinearTextClassifier(),
+    LinearTextClassifier(word_ngram_range=(0, 0), calibration="isotonic", C=1.0),
+]
+
+
+@pytest.mark.parametrize("clf", CLASSIFIERS, ids=lambda c: repr(c))
+def test_classifier_contract(clf):
+    rows = tiny_rows()
+    texts, labels = [r["text"] for r in rows], [r["department"] for r in rows]
+    est = clone(clf)
+    with pytest.raises(NotFittedError):
+        est.predict_proba(["有人打架"])
+    assert est.fit(texts, labels) is est
+    proba = est.predict_proba(["楼下有人打架", "家里停水了", "车被堵了"])
+    assert proba.shape == (3, len(set(labels)))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert list(est.classes_) == sorted(set(labels))
+    assert list(est.predict(["楼下有人打架"])) == [est.classes_[proba[0].argmax()]]
+    # It learned something: held-out paraphrases land on the right class.
+    assert est.predict(["小区停电了好几个小时"])[0] == "utilities"
+
+
+def test_params_are_stored_not_validated_in_init():
+    clf = LinearTextClassifier(calibration="nonsense")
+    assert clf.get_params()["calibration"] == "nonsense"
+    with pytest.raises(ValueError, match="calibration"):
+        clf.fit(["a", "b"], ["x", "y"])
+
+
+def test_explain_names_terms_of_the_text():
+    rows = tiny_rows()
+    clf = LinearTextClassifier().fit([r["text"] for r in rows], [r["department"] for r in rows])
+    terms = clf.explain("小区停水了，什么时候来水", "utilities")
+    assert terms and all(t in "小区停水了，什么时候来水".replace("，", "") or t.replace(" ", "") in "小区停水了什么时候来水" for t, _ in terms)
+
+
+def test_single_label_is_refused():
+    with pytest.raises(ValueError, match="two different labels"):
+        LinearTextClassifier().fit(["a", "b"], ["x", "x"])

@@ -1,0 +1,74 @@
+import json
+
+import pytest
+
+from model.artifacts import ModelLoadError, load_model
+from model.router import Router
+
+
+def test_model_folder_is_self_describing_and_round_trips(tiny_model_dir):
+    names = {p.name for p in tiny_model_dir.iterdir()}
+    assert {"config.json", "model.joblib", "label_maps.json", "taxonomy.json", "metrics.json", "README.md", "train_config.json"} <= names
+    cfg = json.loads((tiny_model_dir / "config.json").read_text(encoding="utf-8"))
+    assert cfg["model_class"] == "linear" and len(cfg["training_data_sha256"]) == 64
+    assert 0 < cfg["thresholds"]["channel_110"] <= 0.5 and "review" in cfg["thresholds"]
+    model = load_model(tiny_model_dir)
+    assert model.classes == cfg["labels"]
+    assert "validation_out_of_fold" in model.metrics
+    assert "110 recall" in (tiny_model_dir / "README.md").read_text(encoding="utf-8")
+
+
+def test_corrupt_or_missing_model_is_refused(tiny_model_dir, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model_dir, bad)
+    (bad / "model.joblib").write_bytes(b"garbage")
+    with pytest.raises(ModelLoadError, match="checksum"):
+        load_model(bad)
+    (bad / "config.json").unlink()
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        load_model(bad)
+
+
+def test_router_with_model(tiny_model_dir):
+    router = Router(load_model(tiny_model_dir))
+    d = router.route("家里停水一整天了")
+    assert (d.channel, d.department, d.source) == ("12345", "utilities", "model")
+    assert d.model_version == router.model.version and 0 < d.confidence <= 1
+    assert len(d.alternatives) == 3 and d.department not in [a.department for a in d.alternatives]
+    assert any("模型判断" in r for r in d.reasons)
+
+
+def test_danger_override_beats_the_model(tiny_model_dir):
+    router = Router(load_model(tiny_model_dir), channel_110=0.99)  # a model that almost never says 110
+    d = router.route("家里停水了，邻居家着火了冒黑烟")
+    assert d.channel == "110" and d.source == "override" and d.danger
+    assert "119" in d.links and d.needs_review
+    assert any("110 先行处置" in r for r in d.reasons)
+
+
+def test_rules_only_router():
+    router = Router(None)
+    d = router.route("有人在楼顶要跳楼")
+    assert (d.channel, d.department, d.source, d.model_version) == ("110", "police_rescue", "override", None)
+    d = router.route("今天天气不错")
+    assert d.source == "rules" and d.needs_review and d.channel == "12345"
+
+
+def test_model_exception_falls_back_to_rules(tiny_model_dir):
+    router = Router(load_model(tiny_model_dir))
+
+    def boom(texts):
+        raise RuntimeError("broken")
+
+    router.model.classifier.predict_proba = boom
+    d = router.route("我的车被堵了")
+    assert d.source == "rules" and d.department == "convenience" and router.model_errors == 1
+    assert "模型出错" in d.reasons[0]
+
+
+def test_low_confidence_goes_to_review_with_rules_opinion(tiny_model_dir):
+    router = Router(load_model(tiny_model_dir), review_threshold=1.01)
+    d = router.route("小区停电了")
+    assert d.needs_review

@@ -1,0 +1,88 @@
+import pytest
+
+from model.rules import Rule, RuleEngine, RulesError
+
+ENGINE = RuleEngine.from_file()
+
+
+@pytest.mark.parametrize(
+    "text, department",
+    [
+        ("三楼厨房着火了，有浓烟", "fire"),
+        ("來電人稱樓道裡電動車著火了", "fire"),  # traditional characters
+        ("有人拿刀在小区门口砍人", "police_criminal"),
+        ("对方让我现在转账到安全账户", "police_criminal"),
+        ("楼下两伙人打起来了", "police_public_order"),
+        ("以前打过他，现在又在打了", "police_public_order"),
+        ("昨晚被打了，现在头还在流血", "police_rescue"),
+        ("好像有人受伤了，倒在地上", "police_rescue"),  # a hedge still fires: 110 acts first
+        ("不知道有没有人受伤", "police_rescue"),
+        ("有人站在楼顶要跳楼", "police_rescue"),
+        ("孩子被反锁在家里，灶上还开着火", "police_rescue"),
+        ("电线掉在马路上一直冒火花", "police_rescue"),
+        ("楼道里一股煤气味", "police_rescue"),
+        ("我家老人走失了", "police_rescue"),
+        ("讨薪被老板的人围了", "police_public_order"),
+    ],
+)
+def test_danger_fires(text, department):
+    found = ENGINE.danger(text)
+    assert found, text
+    assert found[0].department == department
+    assert found[0].evidence in text or found[0].span[1] > found[0].span[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "车子剐蹭了一下，没有人受伤",
+        "没人受伤，就是车灯碎了",
+        "以前被打过，想咨询怎么起诉",
+        "上周被人打了，想问伤情鉴定去哪做",
+        "暂无人员受困或车辆被困",
+        "目前無人被困",
+        "热水器都打不着火，水压太低",
+        "前天她坐公交摔在站台上骨折了，想找公交公司赔偿",
+        "其子曾在游船上差点落水，要求景区配救生衣",
+        "我家的狗走丢了",
+        "饭店油烟太大，熏得窗户都是油",
+        "小区消防通道被堵，存在火灾隐患",
+        "这家店跳楼价甩卖是不是虚假宣传",
+    ],
+)
+def test_danger_does_not_fire_on_negation_past_or_figures_of_speech(text):
+    assert ENGINE.danger(text) == [], [m.rule_id for m in ENGINE.danger(text)]
+
+
+def test_route_rules_give_departments():
+    assert ENGINE.opinion("我的车被堵了，麻烦挪车")[0] == "convenience"
+    assert ENGINE.opinion("小区停电了")[0] == "utilities"
+    assert ENGINE.opinion("老板拖欠工资三个月")[0] == "labor_social_security"
+    assert ENGINE.opinion("今天天气不错")[0] is None
+
+
+def test_danger_outranks_route_in_opinion():
+    dep, score, support = ENGINE.opinion("讨薪的时候老板拿刀砍人")
+    assert dep == "police_criminal" and support[0].kind == "danger" and score > 0
+
+
+def test_bad_rules_are_refused(tmp_path):
+    with pytest.raises(RulesError, match="kind must be"):
+        Rule(id="x", department="fire", patterns=["火"], reason="r", kind="maybe")
+    with pytest.raises(RulesError, match="bad pattern"):
+        Rule(id="x", department="fire", patterns=["re:(unclosed"], reason="r")
+    (tmp_path / "r.yaml").write_text("rules:\n  - {id: a, department: nowhere, patterns: [x]}\n", encoding="utf-8")
+    with pytest.raises(RulesError, match="unknown department"):
+        RuleEngine.from_file(tmp_path / "r.yaml")
+    (tmp_path / "d.yaml").write_text("rules:\n  - {id: a, department: fire, patterns: [x]}\n  - {id: a, department: fire, patterns: [y]}\n")
+    with pytest.raises(RulesError, match="unique"):
+        RuleEngine.from_file(tmp_path / "d.yaml")
+
+
+def test_rules_file_is_data_not_code(tmp_path):
+    (tmp_path / "r.yaml").write_text(
+        "rules:\n  - {id: bees, kind: danger, department: police_rescue, patterns: [马蜂], reason: 马蜂伤人, links: ['120']}\n",
+        encoding="utf-8",
+    )
+    m = RuleEngine.from_file(tmp_path / "r.yaml").danger("院子里好多马蜂")[0]
+    assert (m.rule_id, m.links, m.reason) == ("bees", ("120",), "马蜂伤人")

@@ -1,0 +1,80 @@
+"""The `hotline` command end to end, through a real subprocess as a user would run it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.factories import tiny_rows, write_csv, write_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def hotline(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    e = {**os.environ, "HOTLINE_REGISTRY_DIR": str(cwd / "models"), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "serve.cli", *args], cwd=cwd, env={**e, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    rows = tiny_rows()
+    write_csv(d / "tickets.csv", [{"诉求内容": r["text"], "处置单位": r["department"]} for r in rows], encoding="gb18030")
+    held_out = [{"text": "楼下有人打架了", "department": "police_public_order"}, {"text": "家里停电了", "department": "utilities"}]
+    write_jsonl(d / "test.jsonl", held_out)
+    write_jsonl(d / "test_cn.jsonl", [{"诉求内容": r["text"], "处置单位": r["department"]} for r in held_out])
+    return d
+
+
+def test_help_for_every_command(workdir):
+    for cmd in ["train", "predict", "evaluate", "serve", "build-default", "corpus"]:
+        r = hotline(cmd, "--help", cwd=workdir)
+        assert r.returncode == 0 and "Usage" in r.stdout, cmd
+
+
+def test_train_predict_evaluate_end_to_end(workdir):
+    r = hotline("train", "--data", "tickets.csv", "--text-column", "诉求内容", "--label-column", "处置单位", "--out", "m", "--test-data", "test_cn.jsonl", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    assert "saved linear-" in r.stdout and "validation (out-of-fold)" in r.stdout and "test:" in r.stdout
+    write_csv(workdir / "in.csv", [{"id": "7", "text": "楼道里有人打架", "备注": "夜班"}, {"id": "8", "text": "我家车被堵了", "备注": ""}])
+    r = hotline("predict", "--model", "m", "--input", "in.csv", "--output", "out.jsonl", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    out = [json.loads(l) for l in (workdir / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [o["id"] for o in out] == ["7", "8"] and out[0]["备注"] == "夜班"
+    for key in ("channel", "department", "confidence", "needs_review", "source", "alternatives", "reasons"):
+        assert key in out[0]
+    assert out[0]["channel"] == "110"
+    r = hotline("evaluate", "--model", "m", "--data", "test.jsonl", "--out", "rep", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    for f in ("metrics.json", "report.md", "misrouted_110.jsonl", "confusion_department.png", "reliability.png", "coverage.png"):
+        assert (workdir / "rep" / f).exists(), f
+    assert json.loads((workdir / "rep" / "metrics.json").read_text())["n"] == 2
+
+
+def test_evaluate_rules_only_and_cross_validation(workdir):
+    r = hotline("evaluate", "--rules-only", "--data", "test.jsonl", "--out", "rules", cwd=workdir)
+    assert r.returncode == 0 and "110 recall" in r.stdout, r.stderr
+    r = hotline("evaluate", "--cv", "3", "--data", "tickets.csv", "--text-column", "诉求内容", "--label-column", "处置单位", "--out", "cv", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((workdir / "cv" / "metrics.json").read_text())["n"] == len(tiny_rows())
+
+
+def test_bad_input_exits_2_with_a_one_line_reason(workdir):
+    r = hotline("train", "--data", "tickets.csv", "--text-column", "内容", "--out", "x", cwd=workdir)
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "'诉求内容'" in r.stderr and "Traceback" not in r.stderr
+    r = hotline("predict", "--model", "nowhere", "--input", "test.jsonl", "--output", "o.jsonl", cwd=workdir)
+    assert r.returncode == 2 and "no config.json" in r.stderr
+    (workdir / "bad.jsonl").write_text('{"text": "有人打架", "department": "警察"}\n', encoding="utf-8")
+    r = hotline("evaluate", "--rules-only", "--data", "bad.jsonl", cwd=workdir)
+    assert r.returncode == 2 and "bad.jsonl:1" in r.stderr and "unknown label" in r.stderr
+
+
+def test_predict_without_model_uses_rules_and_says_so(workdir):
+    r = hotline("predict", "--input", "test.jsonl", "--output", "r.jsonl", cwd=workdir)
+    assert r.returncode == 0 and "rules only" in r.stderr
+    first = json.loads((workdir / "r.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert first["source"] in ("override", "rules") and first["channel"] == "110"

@@ -1,0 +1,1 @@
+"""Training, evaluation, comparison and promotion of routing models."""

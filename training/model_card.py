@@ -1,0 +1,73 @@
+"""Render a model card (README.md of a model folder) from what training measured."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+
+def metrics_table(m: dict) -> str:
+    c, d = m["channel"], m["department"]
+    rows = [
+        ("110 recall", c.get("110_recall")),
+        ("110 precision", c.get("110_precision")),
+        ("channel accuracy", c.get("accuracy")),
+        ("department accuracy", d.get("accuracy")),
+        ("department macro-F1", d.get("macro_f1")),
+        ("expected calibration error", m.get("ece")),
+        ("review rate", (m.get("review") or {}).get("rate")),
+        ("accuracy of decisions not sent to review", (m.get("review") or {}).get("accuracy_accepted")),
+        ("rows", m.get("n")),
+    ]
+    return "| metric | value |\n| --- | --- |\n" + "\n".join(f"| {k} | {_fmt(v)} |" for k, v in rows)
+
+
+def render_card(model, cfg, extra: dict) -> str:
+    """Markdown model card: what the model is, what it was trained on, how well it does, its limits."""
+    t = model.thresholds
+    val = model.metrics["validation_out_of_fold"]
+    lines = [
+        f"# hotline-router model `{model.version}`",
+        "",
+        f"A {cfg.model} classifier (jieba words + character {cfg.char_ngram_range[0]}–{cfg.char_ngram_range[1]}-grams, TF-IDF, "
+        "LinearSVC, sigmoid calibration) that suggests the department, and through the taxonomy the channel (110 or 12345), "
+        "for a Chinese hotline call summary. It is used through `model.router.Router`, which adds the danger override and the "
+        "fallback rules.",
+        "",
+        "## Training data",
+        f"- files: {', '.join(f'`{d}`' for d in cfg.data)} (columns `{cfg.text_column}` → `{cfg.label_column}`)",
+        f"- rows used: {model.metrics['train_rows']}; rows skipped as invalid: {model.metrics['skipped_rows']}",
+        f"- sha256 of (text, label) rows: `{extra['training_data_sha256'][:16]}…`",
+        f"- taxonomy: `{model.taxonomy.name}` with {len(model.taxonomy.codes)} departments",
+        "",
+        "| department | channel | training rows |",
+        "| --- | --- | --- |",
+        *[f"| {c} ({model.taxonomy[c].name}) | {model.taxonomy.channel_of(c)} | {n} |" for c, n in extra["label_counts"].items()],
+        "",
+        "## Thresholds (chosen on out-of-fold validation predictions)",
+        f"- route to 110 when P(110) ≥ **{t['channel_110']:.4f}** (target 110 recall {t['target_110_recall']}; "
+        f"validation 110 recall {_fmt(t.get('validation_110_recall'))}, precision {_fmt(t.get('validation_110_precision'))})",
+        f"- send to review when confidence < **{t['review']:.4f}** (target accuracy of the rest {t['target_auto_accuracy']}; "
+        f"validation review rate {_fmt(t.get('validation_review_rate'))})",
+        "",
+        f"## Validation: {cfg.val_folds}-fold cross-validation on the training data (out-of-fold, model only, no rules)",
+        metrics_table(val),
+        "",
+    ]
+    if "test" in model.metrics:
+        lines += [
+            f"## Test: {', '.join(model.metrics['test']['data'])} (never used for training or thresholds; router with override)",
+            metrics_table(model.metrics["test"]),
+            "",
+        ]
+    lines += [
+        "## Limits",
+        "- Trained on what the files above contain; a city's own phrasing, places and departments need its own tickets.",
+        "- Probabilities are calibrated on the training distribution; re-check thresholds on new data before relying on them.",
+        "- The danger override (rules) forces 110 on danger words; the model alone is not trusted with emergencies.",
+        f"- Training took {model.metrics['train_seconds']} s.",
+        "",
+    ]
+    return "\n".join(lines)
