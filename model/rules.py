@@ -8,6 +8,8 @@ span and a reason a call-taker can read) or ``None``. Two kinds:
   in a clause that places them in the past ("以前被打过", "上周被偷了") do not fire either, unless the
   clause also says it is happening now ("以前打过，现在又在打"). Uncertainty ("好像有人受伤") does fire:
   where in doubt about danger, 110 acts first.
+  A danger rule also stands down when the text says the danger is over ("火已经扑灭了"), and for the
+  patterns its ``unless`` (same clause) or ``unless_text`` (anywhere) lists.
 - ``route``: keyword evidence for a department, used when no model is loaded or the model is unsure.
 
 >>> engine = RuleEngine.from_file()
@@ -79,9 +81,11 @@ class Rule:
     priority: int = 10
     now_only: bool = False
     unless: Sequence[str] = ()
+    unless_text: Sequence[str] = ()
     links: Sequence[str] = ()
     _compiled: list[re.Pattern[str]] = field(default_factory=list, repr=False)
     _unless: list[re.Pattern[str]] = field(default_factory=list, repr=False)
+    _unless_text: list[re.Pattern[str]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -91,11 +95,16 @@ class Rule:
         try:
             self._compiled = [_compile(p) for p in self.patterns]
             self._unless = [_compile(p) for p in self.unless]
+            self._unless_text = [_compile(p) for p in self.unless_text]
         except re.error as exc:
             raise RulesError(f"rule {self.id!r}: bad pattern: {exc}") from None
 
     def match(self, text: str, negation: "NegationCues") -> RuleMatch | None:
-        """The first non-negated (and, for ``now_only``, present-tense) match in ``text``, or None."""
+        """The first non-negated (and, for ``now_only``, present-tense) match in ``text``, or None.
+
+        Danger rules also stand down when the text says the danger is over ("人已经救上来了")."""
+        if any(u.search(text) for u in self._unless_text):
+            return None
         for pat in self._compiled:
             for m in pat.finditer(text):
                 clause = _clause_around(text, m.start(), m.end())
@@ -104,6 +113,8 @@ class Rule:
                 if negation.negated(text, m.start()):
                     continue
                 if self.now_only and negation.in_past(text, m.start(), m.end()):
+                    continue
+                if self.kind == "danger" and negation.resolved_after(text, m.end()):
                     continue
                 return RuleMatch(
                     rule_id=self.id,
@@ -150,7 +161,13 @@ class NegationCues:
     not_negating: Sequence[str] = ("没想到", "没办法", "没人管", "没多久", "没一会", "没过多久", "无法", "没完没了", "没几分钟", "没过")
     past: Sequence[str] = ()
     present: Sequence[str] = ()
+    resolved: Sequence[str] = ()
     window: int = 8
+
+    def resolved_after(self, text: str, end: int) -> bool:
+        """True when, after the mention, the text says the danger is over ("火已经扑灭了", "人已找到")."""
+        rest = text[end:]
+        return any(r in rest for r in self.resolved)
 
     def negated(self, text: str, start: int) -> bool:
         """True when a negator stands at most ``window`` characters before ``start`` in the same clause
@@ -230,6 +247,7 @@ class RuleEngine:
                     priority=int(r.get("priority", 100 if r.get("kind") == "danger" else 10)),
                     now_only=bool(r.get("now_only", False)),
                     unless=[str(p) for p in r.get("unless", [])],
+                    unless_text=[str(p) for p in r.get("unless_text", [])],
                     links=[str(x) for x in r.get("links", [])],
                 )
             )
@@ -240,6 +258,7 @@ class RuleEngine:
             uncertain=tuple(cues.get("uncertain", NegationCues.uncertain)),
             past=tuple(cues.get("past", ())),
             present=tuple(cues.get("present", ())),
+            resolved=tuple(cues.get("resolved", ())),
         )
         return cls(rules, taxonomy, negation)
 
