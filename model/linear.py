@@ -19,6 +19,8 @@ from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
+from model.calibration import apply_temperature
+
 logger = logging.getLogger(__name__)
 
 
@@ -51,6 +53,13 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
     cv : int, default 3
         Internal folds for calibration; lowered to the smallest class count when data are tiny.
     min_df : int, default 1
+    channel_of : dict department -> channel, optional
+        When given (and both channels occur), a second, binary 110-vs-12345 SVM is trained on the same
+        features; P(110) becomes the mean of its calibrated probability and the sum over the 110
+        departments, and department probabilities are rescaled within each channel to match. On the
+        shipped corpus this raises channel accuracy at 99% 110 recall (see the model card).
+    channel_weight : float, default 0.5
+        Weight of the binary model in P(110).
     random_state : int, default 0
 
     Attributes
@@ -61,6 +70,9 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
     calibrated_ : CalibratedClassifierCV or None
     svm_ : LinearSVC
         The SVM fitted on all data (its ``coef_`` explains predictions).
+    temperature_ : float
+        Temperature applied to the final probabilities (1.0 after ``fit``; training sets it from
+        out-of-fold predictions with :func:`model.calibration.fit_temperature`).
     """
 
     def __init__(
@@ -72,6 +84,8 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
         calibration: str = "sigmoid",
         cv: int = 3,
         min_df: int = 1,
+        channel_of: dict | None = None,
+        channel_weight: float = 0.5,
         random_state: int = 0,
     ):
         self.char_ngram_range = char_ngram_range
@@ -81,6 +95,8 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
         self.calibration = calibration
         self.cv = cv
         self.min_df = min_df
+        self.channel_of = channel_of
+        self.channel_weight = channel_weight
         self.random_state = random_state
 
     def _make_features(self) -> FeatureUnion:
@@ -120,18 +136,29 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("need at least two different labels to train a classifier")
         self.features_ = self._make_features()
         X = self.features_.fit_transform(texts)
-        svm = LinearSVC(C=self.C, class_weight=self.class_weight, random_state=self.random_state)
-        folds = int(min(self.cv, counts.min()))
-        if folds >= 2:
-            self.calibrated_ = CalibratedClassifierCV(svm, method=self.calibration, cv=folds, ensemble=False)
-            self.calibrated_.fit(X, labels)
-            self.svm_ = self.calibrated_.calibrated_classifiers_[0].estimator
-        else:
-            logger.warning("a label has fewer than 2 examples: probabilities are uncalibrated (softmax of SVM scores)")
-            self.calibrated_ = None
-            self.svm_ = svm.fit(X, labels)
+        self.calibrated_, self.svm_ = self._fit_svm(X, labels, counts.min())
         self.classes_ = np.asarray(self.svm_.classes_)
+        self.temperature_ = 1.0
+        self.channel_calibrated_ = None
+        if self.channel_of:
+            missing = sorted(set(labels) - set(self.channel_of))
+            if missing:
+                raise ValueError(f"channel_of has no channel for {missing[:5]}")
+            channels = np.asarray([str(self.channel_of[y]) for y in labels])
+            ch, ch_counts = np.unique(channels, return_counts=True)
+            if len(ch) == 2 and ch_counts.min() >= 2:
+                self.channel_calibrated_, _ = self._fit_svm(X, channels, ch_counts.min())
         return self
+
+    def _fit_svm(self, X, labels: np.ndarray, min_count: int):
+        """(calibrated classifier or None, fitted LinearSVC) for ``labels``."""
+        svm = LinearSVC(C=self.C, class_weight=self.class_weight, random_state=self.random_state)
+        folds = int(min(self.cv, min_count))
+        if folds >= 2:
+            cal = CalibratedClassifierCV(svm, method=self.calibration, cv=folds, ensemble=False).fit(X, labels)
+            return cal, cal.calibrated_classifiers_[0].estimator
+        logger.warning("a label has fewer than 2 examples: probabilities are uncalibrated (softmax of SVM scores)")
+        return None, svm.fit(X, labels)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities, shape (n_texts, n_classes), columns in ``classes_`` order."""
@@ -145,7 +172,22 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
                 scores = np.hstack([-scores, scores])
             e = np.exp(scores - scores.max(axis=1, keepdims=True))
             proba = e / e.sum(axis=1, keepdims=True)
-        return proba
+        if getattr(self, "channel_calibrated_", None) is not None:
+            proba = self._blend_channel(proba, X)
+        return apply_temperature(proba, getattr(self, "temperature_", 1.0))
+
+    def _blend_channel(self, proba: np.ndarray, X) -> np.ndarray:
+        """Rescale department probabilities so that their 110 share equals the blended P(110)."""
+        is110 = np.array([str(self.channel_of[c]) == "110" for c in self.classes_])
+        cal = self.channel_calibrated_
+        p_bin = cal.predict_proba(X)[:, list(cal.classes_).index("110")]
+        s110 = proba[:, is110].sum(axis=1)
+        p110 = self.channel_weight * p_bin + (1 - self.channel_weight) * s110
+        eps = 1e-12
+        out = proba.copy()
+        out[:, is110] *= (p110 / np.maximum(s110, eps))[:, None]
+        out[:, ~is110] *= ((1 - p110) / np.maximum(1 - s110, eps))[:, None]
+        return out / out.sum(axis=1, keepdims=True)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Most probable label per text, shape (n_texts,)."""

@@ -182,6 +182,7 @@ def cross_validate(cfg, folds: int = 5, inner_folds: int = 3, progress: bool = T
     from sklearn.model_selection import StratifiedKFold
 
     from model.artifacts import new_version
+    from model.calibration import apply_temperature, fit_temperature
     from model.thresholds import choose_thresholds
     from training.train import load_training_data, make_classifier, out_of_fold_proba
 
@@ -192,11 +193,14 @@ def cross_validate(cfg, folds: int = 5, inner_folds: int = 3, progress: bool = T
     decisions: list[Decision | None] = [None] * len(records)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
     for k, (tr, te) in enumerate(tqdm(list(splitter.split(texts, labels)), desc="cross-validation", disable=not progress, unit="fold")):
-        clf = make_classifier(cfg)
+        clf = make_classifier(cfg, taxonomy)
         tr_texts = [texts[i] for i in tr]
         oof, classes = out_of_fold_proba(clf, tr_texts, labels[tr], inner_folds, cfg.seed, progress=False)
+        temperature = fit_temperature(oof, np.array([classes.index(y) for y in labels[tr]]))
+        oof = apply_temperature(oof, temperature)
         thresholds = choose_thresholds(oof, classes, labels[tr], taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy)
         clf.fit(tr_texts, labels[tr])
+        clf.temperature_ = temperature
         router = Router(TrainedModel(clf, taxonomy, thresholds, version=f"{new_version('linear')}-fold{k + 1}"))
         for i, d in zip(te, route_all(router, [texts[i] for i in te])):
             decisions[i] = d

@@ -25,6 +25,7 @@ from data.cleaning import BoilerplateStripper, load_boilerplate_patterns
 from data.loading import DataError, LoadResult, load_many
 from data.schema import CallRecord
 from data.taxonomy import Taxonomy, default_taxonomy, load_taxonomy, normalise_channel
+from model.calibration import apply_temperature, fit_temperature
 from model.artifacts import TrainedModel, new_version, save_model
 from model.linear import LinearTextClassifier
 from model.thresholds import choose_thresholds, decide
@@ -55,6 +56,7 @@ class TrainConfig:
     C: float = 0.5
     char_ngram_range: tuple[int, int] = (1, 3)
     word_ngram_range: tuple[int, int] = (1, 2)
+    channel_head: bool = True  # a binary 110-vs-12345 head blended into P(110)
     test_data: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -125,8 +127,14 @@ def data_hash(records: list[CallRecord]) -> str:
     return h.hexdigest()
 
 
-def make_classifier(cfg: TrainConfig) -> LinearTextClassifier:
-    return LinearTextClassifier(C=cfg.C, char_ngram_range=cfg.char_ngram_range, word_ngram_range=cfg.word_ngram_range, random_state=cfg.seed)
+def make_classifier(cfg: TrainConfig, taxonomy: Taxonomy | None = None) -> LinearTextClassifier:
+    """The configured classifier; with a taxonomy that has both channels, a channel head is added."""
+    channel_of = None
+    if taxonomy is not None and cfg.channel_head and len({d.channel for d in taxonomy.departments}) == 2:
+        channel_of = {d.code: d.channel for d in taxonomy.departments}
+    return LinearTextClassifier(
+        C=cfg.C, char_ngram_range=cfg.char_ngram_range, word_ngram_range=cfg.word_ngram_range, channel_of=channel_of, random_state=cfg.seed
+    )
 
 
 def out_of_fold_proba(clf, texts: list[str], labels: np.ndarray, folds: int, seed: int, progress: bool = True) -> tuple[np.ndarray, list[str]]:
@@ -154,8 +162,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
         raise DataError(f"only {len(records)} usable rows; need more labelled tickets to train")
     texts = [r.text for r in records]
     labels = np.asarray([r.department for r in records])
-    clf = make_classifier(cfg)
+    clf = make_classifier(cfg, taxonomy)
     oof, classes = out_of_fold_proba(clf, texts, labels, cfg.val_folds, cfg.seed, progress)
+    temperature = fit_temperature(oof, np.array([classes.index(y) for y in labels]))
+    oof = apply_temperature(oof, temperature)
     thresholds = choose_thresholds(oof, classes, labels, taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy)
     chan, dep, conf, _ = decide(oof, classes, taxonomy, thresholds["channel_110"])
     validation = routing_metrics(labels, dep, chan, conf, taxonomy, needs_review=conf < thresholds["review"])
@@ -163,6 +173,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     logger.info("validation (out-of-fold, model only): %s", summary_line(validation))
     with tqdm(total=1, desc="final fit", disable=not progress) as bar:
         clf.fit(texts, labels)
+        clf.temperature_ = temperature
         bar.update(1)
     seconds = round(time.perf_counter() - t0, 2)
     metrics = {
@@ -170,6 +181,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
         "train_rows": len(records),
         "skipped_rows": len(result.errors),
         "train_seconds": seconds,
+        "temperature": round(temperature, 4),
     }
     model = TrainedModel(classifier=clf, taxonomy=taxonomy, thresholds=thresholds, version=new_version(cfg.model), metrics=metrics)
     if cfg.test_data:
