@@ -3,51 +3,324 @@
 ::
 
     models/
-      CURRENT              "linear-20261124-010203"
-      PREVIOUS             the version before (for rollback)
+      CURRENT              "linear-20261124-010203"  (the folder the API and CLI load)
+      PREVIOUS             the folder served before (``hotline rollback`` goes back to it)
+      history.jsonl        one line per promotion or rollback: time, action, current, previous, note
       linear-20261124-010203/   a model folder (see model.artifacts)
+      linear-20261120-174455/
+
+Pointer files are replaced atomically (write a temporary file, fsync, ``os.replace``), so a process
+reloading the model sees the old name or the new one, never half of one; a promoted folder is
+copied under a temporary name and renamed into place before any pointer names it. Promotions and
+rollbacks in several processes are serialised with a lock file.
+
+>>> promote("runs/challenger", "models")      # doctest: +SKIP
+PosixPath('models/linear-20261124-010203')
+>>> rollback("models")                        # doctest: +SKIP
+('linear-20261124-010203', 'linear-20261120-174455')
 """
 from __future__ import annotations
 
+import fcntl
+import json
+import logging
 import os
 import shutil
+import tempfile
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
+
+logger = logging.getLogger(__name__)
 
 CURRENT = "CURRENT"
 PREVIOUS = "PREVIOUS"
+HISTORY = "history.jsonl"
+LOCK = ".lock"
+# Files a model folder may carry that hold raw training texts; never copied into the registry.
+NOT_REGISTERED = ("training_set.jsonl",)
+
+
+class RegistryError(ValueError):
+    """The registry cannot do what was asked; ``str(exc)`` says why and what to do."""
 
 
 def current_model_dir(registry: str | Path) -> Path | None:
     """Folder of the current model, or None when the registry has none."""
-    registry = Path(registry)
-    pointer = registry / CURRENT
-    if not pointer.exists():
+    name = read_pointer(registry, CURRENT)
+    return Path(registry) / name if name else None
+
+
+def previous_model_dir(registry: str | Path) -> Path | None:
+    """Folder of the model served before the current one, or None."""
+    name = read_pointer(registry, PREVIOUS)
+    return Path(registry) / name if name else None
+
+
+def read_pointer(registry: str | Path, pointer: str) -> str | None:
+    """The folder name a pointer file (``CURRENT`` or ``PREVIOUS``) holds, or None if absent or empty."""
+    path = Path(registry) / pointer
+    if not path.exists():
         return None
-    name = pointer.read_text(encoding="utf-8").strip()
-    return registry / name if name else None
+    return path.read_text(encoding="utf-8").strip() or None
 
 
 def _write_pointer(path: Path, value: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(value + "\n", encoding="utf-8")
-    os.replace(tmp, path)  # atomic: a reader sees the old or the new pointer, never half of one
+    """Replace the pointer file ``path`` atomically: a reader sees the old or the new value, never half of one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the serving process may run as another user
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(value + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _locked(registry: Path) -> Iterator[None]:
+    """Hold the registry's lock file (one promotion or rollback at a time, across processes)."""
+    registry.mkdir(parents=True, exist_ok=True)
+    with open(registry / LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _copy_in(model_dir: Path, registry: Path, name: str) -> Path:
+    """Copy ``model_dir`` to ``registry/name`` via a temporary folder and a rename (no half-copied version)."""
+    staging = registry / f".incoming-{uuid.uuid4().hex[:8]}"
+    try:
+        shutil.copytree(model_dir, staging, ignore=shutil.ignore_patterns(*NOT_REGISTERED))
+        os.rename(staging, registry / name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return registry / name
 
 
 def register(model_dir: str | Path, registry: str | Path, make_current: bool = True) -> Path:
-    """Copy a model folder into the registry (under its version name) and optionally point CURRENT at it."""
-    import json
+    """Copy a model folder into the registry (under its version name) and optionally point CURRENT at it.
 
+    A folder of the same version name is replaced. :func:`promote` is the variant that never replaces
+    a registered folder and records the promotion in the history.
+    """
     model_dir, registry = Path(model_dir), Path(registry)
     version = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["version"]
     registry.mkdir(parents=True, exist_ok=True)
     dest = registry / version
     if dest.resolve() != model_dir.resolve():
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(model_dir, dest)
+        with _locked(registry):
+            if dest.exists():
+                shutil.rmtree(dest)
+            _copy_in(model_dir, registry, version)
     if make_current:
         old = current_model_dir(registry)
         if old is not None and old.name != version:
             _write_pointer(registry / PREVIOUS, old.name)
         _write_pointer(registry / CURRENT, version)
     return dest
+
+
+# ---------------------------------------------------------------------------------------------
+# Listing, promotion, rollback
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class ModelVersion:
+    """One registered model folder.
+
+    Attributes
+    ----------
+    name : str
+        Folder name in the registry (what ``CURRENT`` holds), e.g. ``"linear-20261124-010203"``.
+    version : str
+        The model's own version (``config.json``); equals ``name`` unless two models were trained
+        in the same second, in which case the folder gets a ``-2`` suffix.
+    weights_sha256 : str or None
+        Checksum of the weights; two folders with the same checksum hold the same model.
+    metrics : dict
+        Headline numbers: from ``comparison.json`` (the fixed test set, ``metrics_source="test"``)
+        when the model came from ``hotline retrain``, else out-of-fold validation.
+    """
+
+    name: str
+    version: str
+    path: Path
+    created: str | None = None
+    weights_sha256: str | None = None
+    train_rows: int | None = None
+    current: bool = False
+    previous: bool = False
+    metrics: dict = field(default_factory=dict)
+    metrics_source: str | None = None
+
+
+def weights_sha256(model_dir: str | Path) -> str | None:
+    """The weights checksum a model folder's ``config.json`` records (None if unreadable)."""
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    files = config.get("files") or {}
+    return next(iter(files.values()), None) if files else None
+
+
+def _headline(model_dir: Path) -> tuple[dict, str | None, int | None]:
+    comparison = model_dir / "comparison.json"
+    if comparison.exists():
+        try:
+            c = json.loads(comparison.read_text(encoding="utf-8"))
+            return c["challenger"]["metrics"], "test", None
+        except (json.JSONDecodeError, KeyError):
+            pass
+    try:
+        m = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}, None, None
+    val = m.get("validation_out_of_fold") or {}
+    headline = {
+        "110_recall": (val.get("channel") or {}).get("110_recall"),
+        "accuracy": (val.get("department") or {}).get("accuracy"),
+        "macro_f1": (val.get("department") or {}).get("macro_f1"),
+    }
+    return headline, "validation", m.get("train_rows")
+
+
+def list_versions(registry: str | Path) -> list[ModelVersion]:
+    """Registered model folders, oldest first (by creation time), with CURRENT and PREVIOUS marked.
+
+    Folders whose names start with ``.`` or ``_`` (staging, builds in progress) are skipped.
+    """
+    registry = Path(registry)
+    if not registry.is_dir():
+        return []
+    current, previous = read_pointer(registry, CURRENT), read_pointer(registry, PREVIOUS)
+    out = []
+    for d in registry.iterdir():
+        if not d.is_dir() or d.name.startswith((".", "_")) or not (d / "config.json").exists():
+            continue
+        try:
+            config = json.loads((d / "config.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            config = {}
+        metrics, source, rows = _headline(d)
+        if rows is None:
+            try:
+                rows = json.loads((d / "metrics.json").read_text(encoding="utf-8")).get("train_rows")
+            except (OSError, json.JSONDecodeError):
+                rows = None
+        out.append(
+            ModelVersion(
+                name=d.name, version=config.get("version", d.name), path=d, created=config.get("created"),
+                weights_sha256=weights_sha256(d), train_rows=rows, current=d.name == current, previous=d.name == previous,
+                metrics=metrics, metrics_source=source,
+            )
+        )
+    return sorted(out, key=lambda v: (v.created or "", v.name))
+
+
+def history(registry: str | Path) -> list[dict]:
+    """Promotions and rollbacks, oldest first (the lines of ``history.jsonl``)."""
+    path = Path(registry) / HISTORY
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _append_history(registry: Path, entry: dict) -> None:
+    entry = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), **entry}
+    with open(registry / HISTORY, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _free_name(registry: Path, version: str) -> str:
+    name, k = version, 2
+    while (registry / name).exists():
+        name, k = f"{version}-{k}", k + 1
+    return name
+
+
+def promote(model_dir: str | Path, registry: str | Path, note: dict | None = None) -> Path:
+    """Copy a model folder into the registry, point CURRENT at it and PREVIOUS at the model it replaces.
+
+    A registered folder is never overwritten: a model already in the registry (same weights
+    checksum) is reused, and a different model with the same version name gets a new folder name.
+    ``training_set.jsonl`` (raw texts) is not copied. The step is written to ``history.jsonl``
+    with ``note`` (e.g. the comparison deltas).
+
+    Returns
+    -------
+    Path of the registered folder (what CURRENT now names).
+    """
+    model_dir, registry = Path(model_dir), Path(registry)
+    if not (model_dir / "config.json").exists():
+        raise RegistryError(f"{model_dir}: no config.json (not a model folder)")
+    version = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["version"]
+    sha = weights_sha256(model_dir)
+    with _locked(registry):
+        same = [v for v in list_versions(registry) if sha and v.weights_sha256 == sha]
+        if model_dir.resolve().parent == registry.resolve() and (registry / model_dir.name).is_dir():
+            dest = registry / model_dir.name
+        elif same:
+            dest = same[0].path
+            logger.info("%s is already registered as %s; reusing it", model_dir, dest.name)
+        else:
+            dest = _copy_in(model_dir, registry, _free_name(registry, version))
+        old = read_pointer(registry, CURRENT)
+        if old == dest.name:
+            logger.info("%s is already the current model", dest.name)
+            return dest
+        if old is not None:
+            _write_pointer(registry / PREVIOUS, old)
+        _write_pointer(registry / CURRENT, dest.name)
+        _append_history(registry, {"action": "promote", "current": dest.name, "previous": old, "version": version, **(note or {})})
+    logger.info("promoted %s (previous: %s)", dest.name, old)
+    return dest
+
+
+def rollback(registry: str | Path, to: str | None = None) -> tuple[str, str]:
+    """Point CURRENT back at PREVIOUS (or at the registered folder ``to``); PREVIOUS becomes the
+    model rolled back from, so a second rollback undoes the first.
+
+    Returns
+    -------
+    (from_name, to_name)
+    """
+    registry = Path(registry)
+    with _locked(registry):
+        current = read_pointer(registry, CURRENT)
+        target = to or read_pointer(registry, PREVIOUS)
+        if target is None:
+            raise RegistryError(f"{registry}: no previous model to roll back to (PREVIOUS is not set); `hotline models` lists the versions")
+        if not (registry / target / "config.json").exists():
+            raise RegistryError(f"{registry}: cannot roll back to {target!r}: no such model folder in the registry")
+        if target == current:
+            raise RegistryError(f"{registry}: {target!r} is already the current model")
+        if current is not None:
+            _write_pointer(registry / PREVIOUS, current)
+        _write_pointer(registry / CURRENT, target)
+        _append_history(registry, {"action": "rollback", "current": target, "previous": current})
+    logger.info("rolled back from %s to %s", current, target)
+    return current or "", target
