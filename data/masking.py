@@ -18,12 +18,13 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("[身份证号]", re.compile(r"(?<![0-9])[1-9]\d{7}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}(?![0-9])")),
     # Bank cards: 16-19 digits, possibly grouped by 4 with spaces.
     ("[银行卡号]", re.compile(r"(?<![0-9])(?:62|4\d|5[1-5]|3[47])\d{2}(?:[ ]?\d{4}){2,3}(?:[ ]?\d{1,3})?(?![0-9])")),
-    # Mobile numbers, optionally +86, grouped 3-4-4 with spaces or dashes.
-    ("[手机号]", re.compile(rf"(?:\+?86{_SEP})?(?<![0-9])1[3-9]\d{_SEP}\d{{4}}{_SEP}\d{{4}}(?![0-9])")),
-    # Landlines with area code: 0571-88888888, (010)12345678, 0755 2345 6789.
-    ("[座机]", re.compile(r"(?<![0-9])(?:\(0\d{2,3}\)|（0\d{2,3}）|0\d{2,3})[ \-－]?\d{3,4}[ \-－]?\d{4}(?![0-9])")),
-    # Licence plates: province abbreviation, letter, optional dot, 5-6 letters/digits (new-energy 6).
-    ("[车牌]", re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领][A-HJ-NP-Za-hj-np-z][·•\.\- ]?[A-HJ-NP-Za-hj-np-z0-9]{4,5}[A-HJ-NP-Za-hj-np-z0-9挂学警港澳]")),
+    # Mobile numbers, optionally +86, digits grouped any way with spaces or dashes (138 1234 5678, 13834 560 172).
+    ("[手机号]", re.compile(r"(?:\+?86[ \-－]?)?(?<![0-9])1[3-9](?:[ \-－]?\d){9}(?![0-9])")),
+    # Landlines with area code: 0571-88888888, (010)12345678, 0755 2345 6789, 0773-2816 354.
+    ("[座机]", re.compile(r"(?<![0-9])(?:\(0\d{2,3}\)|（0\d{2,3}）|0\d{2,3})[ \-－]?\d(?:[ \-－]?\d){5,7}(?![0-9])")),
+    # Licence plates: province abbreviation, letter, optional dot, 5-6 letters/digits (new-energy 6);
+    # partial plates as callers remember them (粤K·0B3) are masked too.
+    ("[车牌]", re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领][A-HJ-NP-Z][·•\.\- ]?[A-HJ-NP-Z0-9]{2,5}[A-HJ-NP-Z0-9挂学警港澳]")),
     # Room-level address details: 3栋2单元501室, 5号楼1单元302, 12幢301室.
     ("[门牌]", re.compile(r"[0-9一二三四五六七八九十]+(?:号楼|栋|幢|座)[0-9一二三四五六七八九十]+单元[0-9]{2,4}(?:室|号)?|[0-9]+(?:号楼|栋|幢)[0-9]{3,4}(?:室|号)|[0-9]{3,4}室")),
 ]

@@ -211,3 +211,54 @@ def cross_validate(cfg, folds: int = 5, inner_folds: int = 3, progress: bool = T
     )
     metrics["cross_validation_folds"] = folds
     return records, done, metrics
+
+
+def rule_report(records: list[CallRecord], engine=None) -> list[dict]:
+    """Judge the rules as a set on labelled records (snorkel-style analysis).
+
+    For each rule: coverage (share of records it fires on), precision of its department and of its
+    channel, and conflicts (records where another firing rule names another department).
+    Sorted by id order of the rules file.
+    """
+    from model.rules import RuleEngine
+
+    engine = engine or RuleEngine.from_file()
+    fired = [engine.matches(r.text) for r in records]
+    rows = []
+    for rule in engine.rules:
+        hits = [(rec, ms) for rec, ms in zip(records, fired) if any(m.rule_id == rule.id for m in ms)]
+        n = len(hits)
+        chan = engine.channel_of(rule.department)
+        rows.append(
+            {
+                "rule": rule.id,
+                "kind": rule.kind,
+                "department": rule.department,
+                "fires": n,
+                "coverage": round(n / len(records), 4) if records else 0.0,
+                "department_precision": round(sum(rec.department == rule.department for rec, _ in hits) / n, 4) if n else None,
+                "channel_precision": round(sum((rec.channel or "12345") == ("110" if rule.kind == "danger" else chan) for rec, _ in hits) / n, 4) if n else None,
+                "conflicts": sum(any(m.department != rule.department for m in ms) for _, ms in hits),
+            }
+        )
+    return rows
+
+
+def write_rule_report(out_dir: str | Path, rows: list[dict]) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rules.json").write_text(json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    lines = [
+        "# Rules judged on labelled data",
+        "",
+        "| rule | kind | department | fires | coverage | department precision | channel precision | conflicts |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        *[
+            f"| {r['rule']} | {r['kind']} | {r['department']} | {r['fires']} | {fmt(r['coverage'])} | {fmt(r['department_precision'])} | {fmt(r['channel_precision'])} | {r['conflicts']} |"
+            for r in rows
+        ],
+        "",
+    ]
+    (out / "rules.md").write_text("\n".join(lines), encoding="utf-8")
+    return out / "rules.md"
