@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     review_threshold: float | None = Field(None, description="Override the model's stored review threshold")
     channel_110_threshold: float | None = Field(None, description="Override the model's stored P(110) threshold")
     target_110_recall: float = Field(0.99, description="110 recall the training command aims for when choosing thresholds")
+    promote_min_110_recall_delta: float = Field(0.0, description="`hotline promote`: smallest allowed change of 110 recall, challenger − champion (-0.01 tolerates a 0.01 drop)")
+    promote_min_macro_f1_delta: float = Field(0.0, description="`hotline promote`: smallest allowed change of department macro-F1, challenger − champion")
     max_text_chars: int = Field(2000, description="Longest call summary accepted")
     max_batch: int = Field(256, description="Most texts in one batch request")
     api_keys: str = Field("", description='"key1:call_taker,key2:supervisor,key3:admin"; empty: auth off (loopback only)')
