@@ -1,0 +1,222 @@
+"""The database: SQLAlchemy 2 tables and an engine built from ``Settings.database_url``.
+
+SQLite file by default (``sqlite:///hotline.db``, WAL journal so readers never block the writer),
+PostgreSQL by URL (``postgresql://user@host/db``; add ``?options=-csearch_path%3Dmyschema`` to use
+a schema). Every text stored here is masked (:func:`data.masking.mask_pii`) before it is written.
+
+Tables
+------
+``routed_calls``
+    The latest final routing of each ``call_id`` (masked text, suggestion), so feedback can be
+    compared with what was suggested and exported with its text for retraining.
+``feedback``
+    What the call-taker finally did with a call (channel, department), beside the suggestion.
+``review_items``
+    The supervisor queue: every routed call with ``needs_review``, every danger override that
+    disagrees with the model, every feedback that contradicts the suggestion. ``status`` is
+    ``pending`` until a supervisor decides (``decision`` confirm|correct and the decided route).
+
+>>> db = Database("sqlite://")            # in memory
+>>> with db.session() as s:
+...     s.query(ReviewItem).count()
+0
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+logger = logging.getLogger(__name__)
+
+PENDING, DECIDED = "pending", "decided"
+TRIGGERS = ("needs_review", "override", "feedback")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class RoutedCall(Base):
+    """The last final (non-preview) routing of one call, keyed by the caller system's ``call_id``."""
+
+    __tablename__ = "routed_calls"
+
+    call_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    text_masked: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(8))
+    department: Mapped[str] = mapped_column(String(128))
+    confidence: Mapped[float] = mapped_column(Float)
+    channel_confidence: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16))
+    needs_review: Mapped[bool] = mapped_column(Boolean)
+    danger: Mapped[bool] = mapped_column(Boolean, default=False)
+    model_department: Mapped[str | None] = mapped_column(String(128))
+    alternatives: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    received_on: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Feedback(Base):
+    """What the call-taker finally did with a call; ``agrees`` compares it with the suggestion."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(128), index=True)
+    final_channel: Mapped[str] = mapped_column(String(8))
+    final_department: Mapped[str] = mapped_column(String(128))
+    operator: Mapped[str | None] = mapped_column(String(128))
+    text_masked: Mapped[str] = mapped_column(Text)
+    suggested_channel: Mapped[str] = mapped_column(String(8))
+    suggested_department: Mapped[str] = mapped_column(String(128))
+    suggested_confidence: Mapped[float] = mapped_column(Float)
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    agrees: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class ReviewItem(Base):
+    """One case in the supervisor review queue (masked text only).
+
+    ``trigger`` says why it is here: ``needs_review`` (low confidence), ``override`` (a danger rule
+    overruled the model) or ``feedback`` (the call-taker did something else than suggested; their
+    route is in ``feedback_channel``/``feedback_department``). A supervisor's ``decision`` is
+    ``confirm`` (the suggestion was right) or ``correct`` (``decided_channel``/``decided_department``).
+    """
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        Index("ix_review_items_status_confidence", "status", "confidence"),
+        Index("ix_review_items_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    trigger: Mapped[str] = mapped_column(String(16))
+    text_masked: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(String(8), index=True)
+    department: Mapped[str] = mapped_column(String(128), index=True)
+    confidence: Mapped[float] = mapped_column(Float)
+    channel_confidence: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16))
+    danger: Mapped[bool] = mapped_column(Boolean, default=False)
+    model_department: Mapped[str | None] = mapped_column(String(128))
+    alternatives: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    feedback_channel: Mapped[str | None] = mapped_column(String(8))
+    feedback_department: Mapped[str | None] = mapped_column(String(128))
+    operator: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    decision: Mapped[str | None] = mapped_column(String(16))
+    decided_channel: Mapped[str | None] = mapped_column(String(8))
+    decided_department: Mapped[str | None] = mapped_column(String(128))
+    comment: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Database:
+    """An engine and a session factory for one database URL; creates the tables it needs.
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL, e.g. ``sqlite:///hotline.db`` or ``postgresql://postgres@127.0.0.1/hotline``.
+    create : bool, default True
+        Create missing tables (existing ones are left as they are).
+    """
+
+    def __init__(self, url: str, create: bool = True):
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if create:
+            self.create_tables()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def create_tables(self) -> None:
+        """``CREATE TABLE`` what is missing; tolerate another worker process doing the same at once."""
+        for attempt in range(3):
+            try:
+                Base.metadata.create_all(self.engine)
+                return
+            except (OperationalError, ProgrammingError) as exc:  # e.g. "table already exists" from a racing worker
+                if attempt == 2:
+                    raise
+                logger.info("create_tables retry after %s", type(exc).__name__)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session, closed afterwards (use ``with s.begin():`` for a transaction)."""
+        with self.sessions() as s:
+            yield s
+
+    def ping(self) -> str | None:
+        """None when the database answers, else the reason (no secrets: the URL's password is hidden)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return None
+        except Exception as exc:  # any driver error means "not ready"
+            return f"database {make_url(self.url).render_as_string(hide_password=True)} unreachable: {type(exc).__name__}"
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def make_engine(url: str) -> Engine:
+    """Engine with sensible settings per backend (SQLite: WAL, busy timeout, threads allowed)."""
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        memory = u.database in (None, "", ":memory:")
+        if not memory:
+            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kw: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        if memory:
+            kw["poolclass"] = StaticPool  # one shared connection, or every session would see an empty database
+        engine = create_engine(u, **kw)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - exercised through every SQLite test
+            cur = dbapi_conn.cursor()
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable against a process crash
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    if u.drivername == "postgresql":
+        u = u.set(drivername=_postgres_driver())
+    return create_engine(u, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _postgres_driver() -> str:
+    """SQLAlchemy 2.1 defaults ``postgresql://`` to psycopg 3; use psycopg2 when only it is installed."""
+    try:
+        import psycopg  # noqa: F401
+
+        return "postgresql+psycopg"
+    except ImportError:
+        return "postgresql+psycopg2"

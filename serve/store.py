@@ -1,0 +1,140 @@
+"""What the API writes to the database: routed calls, feedback and review-queue items.
+
+Each function does its work in one transaction (all rows or none), masks text before it is stored,
+and takes keyword arguments only.
+
+Which routings enter the review queue (:func:`review_trigger`):
+
+- ``override``: a danger rule overruled the model (the model's own department was not a 110 one);
+- ``needs_review``: confidence below the review threshold (rules-only answers included).
+
+Feedback enters it when the call-taker's final channel or department differs from the suggestion.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from data.masking import mask_pii
+from model.router import Decision
+from serve.db import PENDING, Feedback, ReviewItem, RoutedCall, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class UnknownCall(LookupError):
+    """Feedback names a ``call_id`` that was never routed (finally, not as a preview)."""
+
+
+@dataclass
+class RoutedText:
+    """One final routing to record: the (normalised) text, its decision and the request's ids."""
+
+    text: str
+    decision: Decision
+    call_id: str | None = None
+    received_on: str | None = None
+
+
+def review_trigger(d: Decision) -> str | None:
+    """Why a decision goes to supervisor review, or None.
+
+    >>> from model.router import Router
+    >>> review_trigger(Router(None).route("想问一下今天天气怎么样"))
+    'needs_review'
+    """
+    if d.source == "override" and d.model_department is not None:
+        return "override"  # the model said otherwise; a danger rule overruled it
+    if d.needs_review:
+        return "needs_review"
+    return None
+
+
+def _decision_fields(d: Decision) -> dict:
+    return dict(
+        channel=d.channel,
+        department=d.department,
+        confidence=float(d.confidence),
+        channel_confidence=float(d.channel_confidence),
+        source=d.source,
+        danger=bool(d.danger),
+        model_department=d.model_department,
+        alternatives=[dict(a.__dict__) for a in d.alternatives],
+        reasons=[mask_pii(r) for r in d.reasons],
+        model_version=d.model_version,
+    )
+
+
+def record_routes(session: Session, *, items: list[RoutedText]) -> list[int | None]:
+    """Store final routings: upsert ``routed_calls`` for items with a ``call_id`` and enqueue review
+    items for those that need review. Returns the review item id per input (None: not queued).
+
+    A call routed again (same ``call_id``) replaces its earlier routing, and updates its pending
+    review item of the same trigger instead of adding a second one.
+    """
+    queued: list[int | None] = []
+    with session.begin():
+        for it in items:
+            d, masked = it.decision, mask_pii(it.text)
+            fields = _decision_fields(d)
+            if it.call_id is not None:
+                call = session.get(RoutedCall, it.call_id)
+                if call is None:
+                    session.add(RoutedCall(call_id=it.call_id, text_masked=masked, needs_review=bool(d.needs_review), received_on=it.received_on, **fields))
+                else:
+                    for k, v in dict(fields, text_masked=masked, needs_review=bool(d.needs_review), received_on=it.received_on).items():
+                        setattr(call, k, v)
+                    call.updated_at = utcnow()
+            trigger = review_trigger(d)
+            if trigger is None:
+                queued.append(None)
+                continue
+            item = None
+            if it.call_id is not None:
+                item = session.scalars(
+                    select(ReviewItem).where(ReviewItem.call_id == it.call_id, ReviewItem.trigger == trigger, ReviewItem.status == PENDING)
+                ).first()
+            if item is None:
+                item = ReviewItem(call_id=it.call_id, trigger=trigger, text_masked=masked, status=PENDING, **fields)
+                session.add(item)
+            else:
+                for k, v in dict(fields, text_masked=masked).items():
+                    setattr(item, k, v)
+            session.flush()
+            queued.append(item.id)
+    return queued
+
+
+def record_feedback(
+    session: Session, *, call_id: str, final_channel: str, final_department: str, operator: str | None = None
+) -> tuple[Feedback, int | None]:
+    """Store what the call-taker did with ``call_id``; enqueue a review item when it contradicts the
+    suggestion. Returns (feedback row, review item id or None). Raises :class:`UnknownCall`."""
+    with session.begin():
+        call = session.get(RoutedCall, call_id)
+        if call is None:
+            raise UnknownCall(call_id)
+        agrees = call.channel == final_channel and call.department == final_department
+        fb = Feedback(
+            call_id=call_id, final_channel=final_channel, final_department=final_department, operator=operator,
+            text_masked=call.text_masked, suggested_channel=call.channel, suggested_department=call.department,
+            suggested_confidence=call.confidence, model_version=call.model_version, agrees=agrees,
+        )
+        session.add(fb)
+        review_id = None
+        if not agrees:
+            item = ReviewItem(
+                call_id=call_id, trigger="feedback", text_masked=call.text_masked, channel=call.channel, department=call.department,
+                confidence=call.confidence, channel_confidence=call.channel_confidence, source=call.source, danger=call.danger,
+                model_department=call.model_department, alternatives=call.alternatives, reasons=call.reasons,
+                model_version=call.model_version, feedback_channel=final_channel, feedback_department=final_department,
+                operator=operator, status=PENDING,
+            )
+            session.add(item)
+            session.flush()
+            review_id = item.id
+        session.flush()
+    return fb, review_id
