@@ -1,0 +1,156 @@
+"""The HTTP service: ``create_app()`` builds it from one :class:`~serve.config.Settings`.
+
+``hotline serve`` runs it with uvicorn (``serve.app:create_app``, ``factory=True``). Startup loads
+the model (or, if it is missing or corrupt, runs on rules only and says ``degraded`` in /health),
+creates the database tables, and warms the router. Resources:
+
+=====================================  ======================  ===========================================
+``POST /v1/route``                     call_taker              route one summary
+``POST /v1/route/batch``               call_taker              route up to ``max_batch`` summaries
+``POST /v1/feedback``                  call_taker              what the call-taker did
+``GET /v1/model``                      any key                 the model being served
+``POST /v1/admin/reload``              admin                   hot reload of the promoted model
+``GET /health`` ``/ready`` ``/metrics``  none                    liveness, readiness, Prometheus
+``GET /``                              none (page asks a key)  the call-taker page
+=====================================  ======================  ===========================================
+
+Errors are always JSON ``{"detail": "...", "errors"?: [...]}``, never a stack trace.
+
+>>> from serve.config import Settings
+>>> app = create_app(Settings(database_url="sqlite://"))
+>>> sorted(p for p in app.openapi()["paths"] if p.startswith("/v1"))
+['/v1/admin/reload', '/v1/feedback', '/v1/model', '/v1/route', '/v1/route/batch']
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from data.cleaning import BoilerplateStripper
+from serve.auth import KeyRing, check_bind
+from serve.batching import RouteBatcher
+from serve.config import Settings, get_settings
+from serve.db import Database
+from serve.logs import configure_logging
+from serve.metrics import Metrics, MetricsMiddleware
+from serve.middleware import BodyGuard
+from serve.routes import feedback, health, model, pages, routing
+from serve.routes.pages import STATIC_DIR
+from serve.state import ModelHolder
+
+logger = logging.getLogger(__name__)
+
+
+def _loc(loc) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out or "request body"
+
+
+def _message(err: dict) -> str:
+    kind, msg = err.get("type", ""), str(err.get("msg", ""))
+    if kind == "missing" and tuple(err.get("loc", ())) == ("body",):
+        return "request body: a JSON object is required"
+    if kind == "extra_forbidden":
+        return f"{_loc(err['loc'])}: unknown field"
+    if kind == "model_attributes_type" and tuple(err.get("loc", ())) == ("body",):
+        return "request body: must be a JSON object"
+    return f"{_loc(err.get('loc', ()))}: {msg.removeprefix('Value error, ')}"
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errs = exc.errors()
+    bad_json = [e for e in errs if e.get("type") == "json_invalid"]
+    if bad_json:
+        why = (bad_json[0].get("ctx") or {}).get("error", "")
+        return JSONResponse({"detail": f"request body is not valid JSON ({why})" if why else "request body is not valid JSON"}, status.HTTP_400_BAD_REQUEST)
+    errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": _message(e), "type": e.get("type")} for e in errs]  # no "input": never echo call text
+    return JSONResponse({"detail": "; ".join(e["msg"] for e in errors), "errors": errors}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return JSONResponse({"detail": str(exc.detail)}, exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    ref = uuid.uuid4().hex[:8]
+    logger.error("unhandled error", exc_info=exc, extra={"fields": {"event": "error", "ref": ref, "path": request.url.path}})
+    return JSONResponse({"detail": f"internal error (ref {ref}); the request was not completed"}, status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service. ``settings`` default: :func:`serve.config.get_settings` (``HOTLINE_*``).
+
+    Raises ``ValueError`` for an unusable configuration: malformed ``HOTLINE_API_KEYS``, or no keys
+    while ``HOTLINE_HOST`` is not loopback.
+    """
+    settings = settings or get_settings()
+    configure_logging("INFO")
+    keys = KeyRing.parse(settings.api_keys)
+    check_bind(settings.host, keys)
+    metrics = Metrics()
+    models = ModelHolder(settings)
+    db = Database(settings.database_url, create=False)
+    tables = {"ok": False}
+
+    def ensure_tables() -> str | None:
+        """None when the database answers and has our tables (created on first success), else why not."""
+        problem = db.ping()
+        if problem is None and not tables["ok"]:
+            try:
+                db.create_tables()
+                tables["ok"] = True
+            except Exception as exc:
+                problem = f"cannot create tables: {type(exc).__name__}"
+        return problem
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        problem = await run_in_threadpool(ensure_tables)
+        if problem:
+            logger.error("database not ready; calls are answered but not stored", extra={"fields": {"event": "db_not_ready", "reason": problem}})
+        await run_in_threadpool(models.load)
+        if not keys.enabled:
+            logger.warning("auth is off (no HOTLINE_API_KEYS): for a local trial on loopback only")
+        yield
+        db.dispose()
+
+    app = FastAPI(
+        title="hotline-router",
+        version="0.1.0",
+        description="Route Chinese hotline call summaries to 110 or 12345 and a department.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.keys = keys
+    app.state.metrics = metrics
+    app.state.models = models
+    app.state.db = db
+    app.state.ensure_tables = ensure_tables
+    app.state.batcher = RouteBatcher()
+    app.state.stripper = BoilerplateStripper() if settings.strip_boilerplate else None
+    metrics.degraded.set_function(lambda: 0.0 if models.current is not None and models.current.status == "ok" else 1.0)
+
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+    # Outermost last: metrics see every request, including those the body guard refuses.
+    app.add_middleware(BodyGuard, max_bytes=settings.max_batch * (settings.max_text_chars * 6 + 512) + 4096)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    for module in (routing, feedback, model, health, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,106 @@
+"""API keys with roles, sent as ``Authorization: Bearer KEY``.
+
+``HOTLINE_API_KEYS="k1:call_taker,k2:supervisor,k3:admin"``. Roles nest: a supervisor may do what a
+call-taker may, an admin what a supervisor may. With no keys set, auth is off (a local trial) and
+the server must listen on loopback only (:func:`check_bind`).
+
+Keys are compared in constant time and never logged; a :class:`Principal` carries only a short
+fingerprint of its key (``key#3f2a``) for audit fields.
+
+>>> ring = KeyRing.parse("k1:call_taker, k2:admin")
+>>> ring.lookup("k2").role, ring.lookup("nope")
+('admin', None)
+>>> ring.lookup("k2").allows("supervisor")
+True
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+ROLES = ("call_taker", "supervisor", "admin")  # each role includes the ones before it
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class ApiKeyError(ValueError):
+    """``HOTLINE_API_KEYS`` is malformed; the message names the entry and the fix."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a role and a key fingerprint (never the key). ``role=None``: auth is off."""
+
+    role: str | None
+    key_id: str = "anonymous"
+
+    def allows(self, role: str) -> bool:
+        if self.role is None:
+            return True
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+ANONYMOUS = Principal(None)
+
+
+def fingerprint(key: str) -> str:
+    return "key#" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:4]
+
+
+class KeyRing:
+    """The configured keys. Empty: auth off."""
+
+    def __init__(self, entries: list[tuple[str, str]]):
+        self._entries = [(k.encode("utf-8"), Principal(role, fingerprint(k))) for k, role in entries]
+
+    @classmethod
+    def parse(cls, spec: str) -> "KeyRing":
+        """Parse ``"key:role,key:role"``; raises :class:`ApiKeyError` naming the bad entry (never its key)."""
+        entries: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for i, raw in enumerate((spec or "").split(","), start=1):
+            raw = raw.strip()
+            if not raw:
+                continue
+            key, sep, role = raw.rpartition(":")
+            key, role = key.strip(), role.strip()
+            if not sep or not key:
+                raise ApiKeyError(f"HOTLINE_API_KEYS entry {i} is not key:role (roles: {', '.join(ROLES)})")
+            if role not in ROLES:
+                raise ApiKeyError(f"HOTLINE_API_KEYS entry {i}: unknown role {role!r}; use one of {', '.join(ROLES)}")
+            if key in seen:
+                raise ApiKeyError(f"HOTLINE_API_KEYS entry {i}: the same key is listed twice")
+            seen.add(key)
+            entries.append((key, role))
+        return cls(entries)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._entries)
+
+    def lookup(self, key: str) -> Principal | None:
+        """The principal for ``key``, or None. Compares against every key in constant time."""
+        given = key.encode("utf-8")
+        found = None
+        for k, principal in self._entries:
+            if hmac.compare_digest(k, given):
+                found = principal
+        return found
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer TOKEN`` header, or None."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def check_bind(host: str, ring: KeyRing) -> None:
+    """Refuse to serve without keys anywhere but loopback (raises ``ValueError`` saying why)."""
+    if not ring.enabled and host not in LOOPBACK_HOSTS:
+        raise ValueError(
+            f"refusing to listen on {host} with no API keys: set HOTLINE_API_KEYS, or listen on 127.0.0.1 for a local trial"
+        )

@@ -1,0 +1,56 @@
+"""Structured, masked logs: one JSON object per line on stderr.
+
+Every message (and traceback) passes through :func:`data.masking.mask_pii`, so a phone number, ID
+number or plate that slips into a message is masked anyway. Structured fields go in
+``extra={"fields": {...}}``. Request handlers log decisions and text *lengths* at INFO, masked text
+only at DEBUG. Keys are never logged (:mod:`serve.auth` logs fingerprints at most).
+
+>>> rec = logging.LogRecord("serve", logging.INFO, __file__, 1, "caller %s", ("13812345678",), None)
+>>> json.loads(JsonFormatter().format(rec))["msg"]
+'caller [手机号]'
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+from data.masking import mask_pii
+
+APP_LOGGERS = ("serve", "model", "data", "training")
+_MARK = "_hotline_json_handler"
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"ts", "level", "logger", "msg", ...fields, "exc"?}`` with every string masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": mask_pii(record.getMessage()),
+        }
+        for k, v in (getattr(record, "fields", None) or {}).items():
+            out[k] = mask_pii(v) if isinstance(v, str) else v
+        if record.exc_info:
+            out["exc"] = mask_pii(self.formatException(record.exc_info))
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str | int = "INFO") -> None:
+    """Send the app's loggers (serve, model, data, training) to stderr as JSON lines; idempotent.
+
+    Records still propagate to the root logger (test log capture sees them); the root logger itself
+    is left alone.
+    """
+    level = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    for name in APP_LOGGERS:
+        lg = logging.getLogger(name)
+        lg.setLevel(level)
+        if not any(getattr(h, _MARK, False) for h in lg.handlers):
+            h = logging.StreamHandler(sys.stderr)
+            h.setFormatter(JsonFormatter())
+            setattr(h, _MARK, True)
+            lg.addHandler(h)

@@ -1,0 +1,72 @@
+"""Guard request bodies before FastAPI parses them: size, content type and UTF-8.
+
+A request with a body (POST/PUT/PATCH) under ``/v1/`` must
+
+- be at most ``max_bytes`` long (else 413),
+- say ``Content-Type: application/json`` (else 415),
+- be valid UTF-8 (else 400: a GB18030 body would otherwise become an unclear parse error).
+
+Answers are JSON ``{"detail": "..."}`` like every other error of the API.
+"""
+from __future__ import annotations
+
+import json
+
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+async def _reply(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}, ensure_ascii=False).encode("utf-8")
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyGuard:
+    """Pure ASGI middleware; reads the body once, checks it, and replays it to the app."""
+
+    def __init__(self, app, max_bytes: int, prefix: str = "/v1/"):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.prefix = prefix
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS or not scope["path"].startswith(self.prefix):
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await _reply(send, 413, f"request body is {int(length)} bytes; the limit is {self.max_bytes}")
+        chunks, size = [], 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                return await _reply(send, 413, f"request body is larger than the limit of {self.max_bytes} bytes")
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if body.strip():
+            ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if ctype != b"application/json":
+                shown = ctype.decode("latin-1") or "none"
+                return await _reply(send, 415, f"send JSON with 'Content-Type: application/json' (got {shown})")
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return await _reply(send, 400, f"request body is not valid UTF-8 (byte {exc.start}); send JSON encoded as UTF-8")
+
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for a disconnect like the server would
+
+        await self.app(scope, replay, send)

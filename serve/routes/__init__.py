@@ -1,0 +1,1 @@
+"""One ``APIRouter`` per resource: routing, feedback, model (and admin reload), health, pages."""

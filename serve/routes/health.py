@@ -1,0 +1,37 @@
+"""``GET /health`` (liveness, ok | degraded), ``GET /ready`` and ``GET /metrics`` (no key needed)."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from serve.deps import DatabaseDep, MetricsDep
+from serve.schemas import Health, Ready
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=Health, summary="Liveness; degraded with the reason on rules only")
+async def health(request: Request) -> Health:
+    served = request.app.state.models.current
+    if served is None:
+        return Health(status="degraded", reason="starting: no router loaded yet", model_version=None, source="rules")
+    return Health(
+        status=served.status, reason=served.reason, model_version=served.version,
+        source="model" if served.router.model is not None else "rules",
+    )
+
+
+@router.get("/ready", response_model=Ready, responses={503: {"model": Ready}}, summary="Ready to take calls (router loaded, database reachable)")
+async def ready(request: Request, db: DatabaseDep):
+    if request.app.state.models.current is None:
+        return JSONResponse(Ready(ready=False, reason="starting: no router loaded yet").model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    problem = await run_in_threadpool(request.app.state.ensure_tables)
+    if problem:
+        return JSONResponse(Ready(ready=False, reason=problem).model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return Ready(ready=True)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(m: MetricsDep) -> Response:
+    return Response(m.render(), media_type=m.content_type)

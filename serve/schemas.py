@@ -1,0 +1,216 @@
+"""The API contract: request and response models (OpenAPI at ``/docs``).
+
+Requests refuse unknown fields and wrong types; text length limits come from ``Settings`` and are
+checked by the route handlers (``Settings.max_text_chars``, ``Settings.max_batch``).
+
+>>> RouteRequest(text="小区门口有人拿刀砍人", received_on=12345).received_on
+'12345'
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+Channel = Literal["110", "12345"]
+Source = Literal["model", "rules", "override"]
+
+
+def _channel_str(v: Any) -> Any:
+    """Accept 110 / 12345 as numbers too."""
+    return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+ChannelIn = Annotated[Channel, BeforeValidator(_channel_str)]
+CallId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$", description="The call-taking system's id for this call")]
+
+
+def _not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return v
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------------
+# Routing
+# --------------------------------------------------------------------------------------------------
+class RouteRequest(_In):
+    """One call summary to route."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "小区门口有人拿刀砍人，地上有血", "call_id": "C20261124-0001", "received_on": "12345"}]},
+    )
+
+    text: str = Field(..., description="The call summary (Chinese), 1 to Settings.max_text_chars characters")
+    call_id: CallId | None = None
+    received_on: ChannelIn | None = Field(None, description="The line the call came in on; a different suggestion means a transfer")
+    preview: bool = Field(False, description="A draft while the call-taker types: route only, store nothing, queue nothing")
+
+    _text_ok = field_validator("text")(_not_blank)
+
+
+class BatchRequest(_In):
+    """Several summaries at once (back-office re-routing), at most Settings.max_batch."""
+
+    items: list[RouteRequest] = Field(..., min_length=1)
+
+
+class AlternativeOut(BaseModel):
+    department: str
+    department_name: str
+    channel: Channel
+    probability: float = Field(..., description="Model probability, or the rules' score when source is rules")
+    source: str = Field("model", description="model | rules | model+rules")
+
+
+class LinkOut(BaseModel):
+    number: str = Field(..., examples=["120"])
+    name: str = Field(..., examples=["急救中心"])
+
+
+class Transfer(BaseModel):
+    """A suggested one-click transfer (一键转接) to the other line."""
+
+    from_line: Channel
+    to_line: Channel
+    to_line_name: str
+    urgent: bool = Field(..., description="A danger signal: transfer now, 110 acts first")
+    message: str
+
+
+class RouteResponse(BaseModel):
+    """The router's full answer for one call summary."""
+
+    channel: Channel
+    channel_name: str
+    department: str
+    department_name: str
+    confidence: float = Field(..., description="Calibrated probability of the department (rules: the rules' score)")
+    channel_confidence: float
+    needs_review: bool
+    source: Source
+    reasons: list[str]
+    alternatives: list[AlternativeOut]
+    links: list[LinkOut] = Field(..., description="Emergency lines to link in (119 fire, 120 ambulance, 122 traffic police)")
+    danger: bool
+    police_first: bool = Field(..., description="A danger signal fired: 110 must act first")
+    matched_rules: list[str]
+    model_department: str | None = Field(None, description="The model's own department before a danger override")
+    model_version: str | None
+    transfer: Transfer | None = None
+    advice: list[str] = Field(..., description="What the call-taker should do, in Chinese, most urgent first")
+    call_id: str | None = None
+    queued_for_review: bool = False
+    latency_ms: float = Field(..., description="Server time for this request, milliseconds")
+
+
+class BatchResponse(BaseModel):
+    items: list[RouteResponse]
+    model_version: str | None
+    latency_ms: float
+
+
+# --------------------------------------------------------------------------------------------------
+# Feedback
+# --------------------------------------------------------------------------------------------------
+class FeedbackRequest(_In):
+    """What the call-taker actually did with a routed call."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"call_id": "C20261124-0001", "final_channel": "110", "final_department": "police_criminal", "operator": "A017"}]},
+    )
+
+    call_id: CallId
+    final_channel: ChannelIn
+    final_department: str = Field(..., min_length=1, max_length=128)
+    operator: str | None = Field(None, max_length=64)
+
+
+class FeedbackResponse(BaseModel):
+    id: int
+    call_id: str
+    agrees_with_suggestion: bool
+    suggested_channel: Channel
+    suggested_department: str
+    queued_for_review: bool
+    review_id: int | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Model, admin, health
+# --------------------------------------------------------------------------------------------------
+class DepartmentOut(BaseModel):
+    code: str
+    name: str
+    channel: Channel
+    description: str = ""
+    links: list[str] = []
+
+
+class TaxonomyOut(BaseModel):
+    name: str
+    version: int
+    channels: dict[str, str]
+    departments: list[DepartmentOut]
+
+
+class Thresholds(BaseModel):
+    review: float = Field(..., description="Confidence below this goes to review")
+    channel_110: float = Field(..., description="P(110) at or above this routes to 110")
+
+
+class Limits(BaseModel):
+    max_text_chars: int
+    max_batch: int
+
+
+class ModelInfo(BaseModel):
+    """The model being served (or the rules, when degraded)."""
+
+    version: str | None
+    status: Literal["ok", "degraded"]
+    reason: str | None
+    source: Literal["model", "rules"]
+    model_dir: str | None
+    loaded_at: datetime
+    load_seconds: float
+    thresholds: Thresholds
+    taxonomy: TaxonomyOut
+    metrics: dict[str, Any]
+    limits: Limits
+    auth: bool = Field(..., description="Whether API keys are required")
+
+
+class ReloadResponse(BaseModel):
+    reloaded: bool
+    previous_version: str | None
+    version: str | None
+    status: Literal["ok", "degraded"]
+    reason: str | None = None
+    load_seconds: float
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    reason: str | None = None
+    model_version: str | None
+    source: Literal["model", "rules"]
+
+
+class Ready(BaseModel):
+    ready: bool
+    reason: str | None = None
+
+
+class ErrorOut(BaseModel):
+    """Every error: a clear message, and for invalid fields the list of what was wrong where."""
+
+    detail: str
+    errors: list[dict[str, Any]] | None = None
