@@ -1,0 +1,101 @@
+"""Real HTTP for the API tests: uvicorn serves the app on a free loopback port in a background
+thread, and tests talk to it with httpx over the socket."""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from serve.app import create_app
+from serve.config import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """uvicorn running ``create_app(settings)`` in a thread; ``.url``, ``.client``, ``.app``."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.app = create_app(settings)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+        return self
+
+    def stop(self) -> None:
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def metric(self, name: str, **labels: str) -> float:
+        """The value of one sample in /metrics (0.0 when absent)."""
+        want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        key = f"{name}{{{want}}}" if want else name
+        for line in self.client.get("/metrics").text.splitlines():
+            if line.startswith(key + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table, read straight from the server's database."""
+        from serve.db import Feedback, ReviewItem, RoutedCall
+
+        with self.app.state.db.session() as s:
+            return {t.__tablename__: s.query(t).count() for t in (RoutedCall, Feedback, ReviewItem)}
+
+
+@pytest.fixture(scope="session")
+def start_server(tmp_path_factory):
+    """Factory: ``start_server(**settings)`` → a running :class:`LiveServer` (stopped at session end).
+    Defaults: a fresh SQLite file, an empty registry, auth off."""
+    servers: list[LiveServer] = []
+
+    def start(**overrides) -> LiveServer:
+        d = tmp_path_factory.mktemp("srv")
+        base = dict(database_url=f"sqlite:///{d / 'hotline.db'}", registry_dir=d / "models", api_keys="")
+        srv = LiveServer(Settings(**{**base, **overrides})).start()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def server(start_server, tiny_model_dir) -> LiveServer:
+    """The tiny model, auth off, SQLite."""
+    return start_server(model_dir=tiny_model_dir)
+
+
+def copy_model(src: Path, dest: Path, version: str | None = None) -> Path:
+    """Copy a model folder, optionally giving it another version name (config.json)."""
+    shutil.copytree(src, dest)
+    if version:
+        cfg = json.loads((dest / "config.json").read_text(encoding="utf-8"))
+        cfg["version"] = version
+        (dest / "config.json").write_text(json.dumps(cfg, ensure_ascii=False), encoding="utf-8")
+    return dest
