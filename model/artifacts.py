@@ -67,7 +67,12 @@ def save_model(model: TrainedModel, out: str | Path, card: str, extra_config: di
     """Write ``model`` to folder ``out`` (created; existing files are overwritten)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    joblib.dump(model.classifier, out / "model.joblib", compress=3)
+    kind = getattr(model.classifier, "model_class", "linear")
+    if hasattr(model.classifier, "save_pretrained"):  # transformer: save_pretrained files instead of joblib
+        files = model.classifier.save_pretrained(out)
+    else:
+        joblib.dump(model.classifier, out / "model.joblib", compress=3)
+        files = ["model.joblib"]
     labels = model.classes
     (out / "label_maps.json").write_text(
         json.dumps({"id2label": dict(enumerate(labels)), "label2id": {l: i for i, l in enumerate(labels)}}, ensure_ascii=False, indent=2),
@@ -77,19 +82,41 @@ def save_model(model: TrainedModel, out: str | Path, card: str, extra_config: di
     (out / "metrics.json").write_text(json.dumps(model.metrics, ensure_ascii=False, indent=2), encoding="utf-8")
     config = {
         "format_version": FORMAT_VERSION,
-        "model_class": "linear",
+        "model_class": kind,
         "version": model.version,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "params": model.classifier.get_params(),
         "labels": labels,
         "thresholds": model.thresholds,
-        "files": {"model.joblib": sha256_file(out / "model.joblib")},
+        "files": {name: sha256_file(out / name) for name in files},
         **(extra_config or {}),
     }
     (out / "config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     (out / "README.md").write_text(card, encoding="utf-8")
     model.config, model.path = config, out
     return out
+
+
+def _load_transformer(path: Path, config: dict) -> TrainedModel:
+    """A ``model_class: transformer`` folder: every listed file checked, then ``from_pretrained``."""
+    for name, expected in config.get("files", {}).items():
+        f = path / name
+        if not f.exists():
+            raise ModelLoadError(f"{path}: {name} is missing")
+        if sha256_file(f) != expected:
+            raise ModelLoadError(f"{f}: checksum mismatch (file corrupt or replaced)")
+    try:
+        from model.transformer import TransformerTextClassifier
+
+        classifier = TransformerTextClassifier.from_pretrained(path)
+        taxonomy = Taxonomy.from_dict(json.loads((path / "taxonomy.json").read_text(encoding="utf-8")), source=str(path / "taxonomy.json"))
+        metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8")) if (path / "metrics.json").exists() else {}
+    except Exception as exc:  # missing packages, unreadable weights: the folder is unusable here
+        raise ModelLoadError(f"{path}: cannot load ({type(exc).__name__}: {exc})") from None
+    if [str(c) for c in classifier.classes_] != config.get("labels"):
+        raise ModelLoadError(f"{path}: labels in config.json do not match the classifier")
+    return TrainedModel(classifier=classifier, taxonomy=taxonomy, thresholds=config.get("thresholds", {}), version=config.get("version", path.name),
+                        metrics=metrics, config=config, path=path)
 
 
 def load_model(path: str | Path) -> TrainedModel:
@@ -103,6 +130,8 @@ def load_model(path: str | Path) -> TrainedModel:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{cfg_path}: unreadable ({exc})") from None
     kind = config.get("model_class")
+    if kind == "transformer":
+        return _load_transformer(path, config)
     if kind != "linear":
         raise ModelLoadError(f"{path}: model class {kind!r} is not supported by this version")
     weights = path / "model.joblib"

@@ -69,6 +69,20 @@ def _load_router(model: Optional[Path], rules_only: bool = False):
     return Router(load_model(path))
 
 
+def _parse_params(items: List[str]) -> dict:
+    """``["epochs=4", "lr_encoder=1e-4", "class_weight=null"]`` → {"epochs": 4, "lr_encoder": 0.0001, "class_weight": None}."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"--param {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 @app.command()
 def train(
     data: List[Path] = typer.Option(..., "--data", help="Labelled tickets: CSV (UTF-8/GB18030), JSONL or XLSX; repeat for several files"),
@@ -76,7 +90,9 @@ def train(
     text_column: str = typer.Option("text", help="Column with the call summary (e.g. 诉求内容)"),
     label_column: str = typer.Option("department", help="Column with the department (e.g. 处置单位)"),
     channel_column: Optional[str] = typer.Option(None, help="Column with the channel (110/12345, or yes/no for handled by police)"),
-    model: str = typer.Option("linear", help="Model kind: linear"),
+    model: str = typer.Option("linear", help="Model kind: linear, or transformer (fine-tunes --base-model)"),
+    base_model: Optional[Path] = typer.Option(None, "--base-model", help="transformer: local Hugging Face folder (default models/base/e5-small-zh, see `hotline base-model`)"),
+    param: List[str] = typer.Option([], "--param", help="transformer: KEY=VALUE classifier parameter, e.g. epochs=4, num_layers=6; repeatable"),
     taxonomy: Optional[str] = typer.Option(None, help="Taxonomy file, 'default' or 'infer' (default: the national taxonomy when all labels are its codes, else inferred)"),
     channel_map: Optional[Path] = typer.Option(None, help="YAML/JSON/CSV mapping each department to 110 or 12345"),
     test_data: List[Path] = typer.Option([], "--test-data", help="Held-out labelled file(s) scored after training (written to the model card)"),
@@ -97,6 +113,7 @@ def train(
             data=[str(d) for d in data], out=str(out), text_column=text_column, label_column=label_column, channel_column=channel_column,
             model=model, taxonomy=taxonomy, channel_map=str(channel_map) if channel_map else None, strict=not lenient,
             strip_boilerplate=strip_boilerplate, target_110_recall=target_110_recall, seed=seed, test_data=[str(t) for t in test_data],
+            base_model=str(base_model) if base_model else None, transformer=_parse_params(param),
         )
         trained = run_train(cfg)
     m = trained.metrics

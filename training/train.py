@@ -58,14 +58,17 @@ class TrainConfig:
     word_ngram_range: tuple[int, int] = (1, 2)
     channel_head: bool = True  # a binary 110-vs-12345 head blended into P(110)
     test_data: list[str] = field(default_factory=list)
+    base_model: str | None = None  # transformer: a local Hugging Face folder (default models/base/e5-small-zh)
+    transformer: dict = field(default_factory=dict)  # transformer: extra TransformerTextClassifier params
+    export_onnx: bool = True  # transformer: write model.onnx and model.int8.onnx beside the weights
 
     def __post_init__(self) -> None:
         if isinstance(self.data, (str, Path)):
             self.data = [str(self.data)]
         self.data = [str(d) for d in self.data]
         self.test_data = [str(d) for d in self.test_data]
-        if self.model not in ("linear",):
-            raise ValueError(f"model must be 'linear' (transformer training is not available in this version), got {self.model!r}")
+        if self.model not in ("linear", "transformer"):
+            raise ValueError(f"model must be 'linear' or 'transformer', got {self.model!r}")
         if not 0 < self.target_110_recall <= 1:
             raise ValueError("target_110_recall must be in (0, 1]")
         self.char_ngram_range = tuple(self.char_ngram_range)
@@ -155,6 +158,10 @@ def out_of_fold_proba(clf, texts: list[str], labels: np.ndarray, folds: int, see
 
 def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     """Load data, choose thresholds on out-of-fold predictions, fit on all rows, save to ``cfg.out``."""
+    if cfg.model == "transformer":  # fine-tuning has its own loop and a held-out validation split
+        from training.finetune import train_transformer
+
+        return train_transformer(cfg, progress)
     t0 = time.perf_counter()
     result, taxonomy = load_training_data(cfg)
     records = result.records

@@ -1,0 +1,655 @@
+"""A fine-tuned transformer classifier: one pretrained encoder, mean pooling, two heads.
+
+The encoder is any local Hugging Face checkpoint (``base_model``: the offline e5-small folder that
+``hotline base-model build`` writes, pruned or not, or bert-base-chinese, bge-small-zh, …). Two linear
+heads share it: the department (``classes_``) and, when ``channel_map`` is given, the channel
+(110 / 12345). After training, both heads are calibrated by temperature scaling on a held-out
+validation split, and ``predict_proba`` blends the channel head into the department probabilities
+(the department ranking inside each channel is kept; the mass of the 110 departments moves towards
+the channel head's P(110) by ``channel_blend``).
+
+Same contract as :class:`model.linear.LinearTextClassifier`: ``__init__`` stores parameters, ``fit``
+returns ``self``, ``predict_proba`` is (n_texts, n_classes) in ``classes_`` order.
+
+Saved folder (:meth:`save_pretrained` / :meth:`from_pretrained`)::
+
+    encoder/            save_pretrained of the fine-tuned encoder and its tokenizer
+    heads.safetensors   department (and channel) head weights
+    transformer.json    parameters, classes, channels, temperatures, training history
+    model.onnx          optional: the whole network (encoder + heads) in ONNX, float32
+    model.int8.onnx     optional: the same with dynamic int8 weights (onnxruntime)
+
+>>> clf = TransformerTextClassifier(base_model="models/base/e5-small-zh", epochs=3)  # doctest: +SKIP
+>>> clf.fit(["小区门口有人打架", "家里停水了", ...], ["police_public_order", "utilities", ...])  # doctest: +SKIP
+>>> clf.predict_proba(["楼下有人打架"]).shape                                            # doctest: +SKIP
+(1, 2)
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import check_is_fitted
+
+from model.encoder import base_prefix
+from model.encoder.hf_folder import load_encoder
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_MODEL = "models/base/e5-small-zh"
+ENCODER_DIR, HEADS_FILE, META_FILE = "encoder", "heads.safetensors", "transformer.json"
+ONNX_FILE, ONNX_INT8_FILE = "model.onnx", "model.int8.onnx"
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+
+
+class BaseModelNotFound(FileNotFoundError):
+    """``base_model`` is not a local Hugging Face folder; the message says how to build one."""
+
+
+def resolve_base_model(path: str | Path | None) -> Path:
+    """``path`` (default :data:`DEFAULT_BASE_MODEL`) if it holds a config.json, else :class:`BaseModelNotFound`."""
+    p = Path(path or DEFAULT_BASE_MODEL)
+    if not (p / "config.json").exists():
+        raise BaseModelNotFound(
+            f"base model {p} not found (no config.json): build the offline e5 encoder with "
+            f"`hotline base-model build --out models/base/e5-small-q4` then `hotline base-model prune`, "
+            f"or pass --base-model PATH to any local Hugging Face checkpoint"
+        )
+    return p
+
+
+def _import_torch():
+    import torch
+
+    return torch
+
+
+def _network_class():
+    """The torch module (defined lazily so importing this file does not import torch)."""
+    torch = _import_torch()
+    nn = torch.nn
+
+    class EncoderWithHeads(nn.Module):
+        """encoder → mean (or [CLS]) pooling → dropout → department head, channel head."""
+
+        def __init__(self, encoder, n_classes: int, n_channels: int, dropout: float, pooling: str):
+            super().__init__()
+            self.encoder = encoder
+            self.pooling = pooling
+            hidden = encoder.config.hidden_size
+            self.dropout = nn.Dropout(dropout)
+            self.department = nn.Linear(hidden, n_classes)
+            self.channel = nn.Linear(hidden, n_channels) if n_channels else None
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            if self.pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            pooled = self.dropout(pooled)
+            dep = self.department(pooled)
+            chan = self.channel(pooled) if self.channel is not None else dep[:, :0]
+            return dep, chan
+
+    return EncoderWithHeads
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature T > 0 minimising the NLL of softmax(logits / T) for labels ``y`` (grid, then refine).
+
+    >>> z = np.array([[4.0, 0.0], [4.0, 0.0], [0.0, 4.0], [4.0, 0.0]]); y = np.array([0, 1, 1, 0])
+    >>> fit_temperature(z, y) > 1   # over-confident logits are softened
+    True
+    """
+    if len(y) == 0 or logits.shape[1] < 2:
+        return 1.0
+
+    def nll(t: float) -> float:
+        z = logits / t
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return float(-logp[np.arange(len(y)), y].mean())
+
+    # Bounded: a small, separable validation split would otherwise push T towards 0 (overconfidence).
+    grid = np.exp(np.linspace(np.log(0.25), np.log(10.0), 101))
+    best = grid[int(np.argmin([nll(t) for t in grid]))]
+    fine = best * np.exp(np.linspace(-0.06, 0.06, 25))
+    return round(float(np.clip(fine[int(np.argmin([nll(t) for t in fine]))], 0.25, 10.0)), 5)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def length_buckets(lengths: Sequence[int], batch_size: int, rng: np.random.Generator | None, pool: int = 50) -> list[np.ndarray]:
+    """Batches of indices with similar lengths (dynamic padding wastes little). With ``rng``: shuffled
+    (training); without: sorted by length (inference).
+
+    >>> [b.tolist() for b in length_buckets([5, 1, 3, 2], 2, None)]
+    [[1, 3], [2, 0]]
+    """
+    lengths = np.asarray(lengths)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    idx = rng.permutation(len(lengths))
+    batches = []
+    for start in range(0, len(idx), batch_size * pool):
+        chunk = idx[start : start + batch_size * pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
+    """Fine-tune a local Hugging Face encoder with a department head and an optional channel head.
+
+    Parameters
+    ----------
+    base_model : str or None, default None
+        Local Hugging Face folder; None → ``models/base/e5-small-zh`` (see ``hotline base-model``).
+    prefix : str or None, default None
+        Prepended to every text; None → the base's ``hotline_base.json`` prefix (e5: "query: "), else "".
+    max_length : int, default 128
+        Tokens per text (longer texts are truncated); batches are padded only to their longest text.
+    num_layers : int or None, default None
+        Keep only the first ``num_layers`` encoder layers (a faster, smaller student); None keeps all.
+    epochs : int, default 6
+        Upper bound; early stopping on the validation split usually ends sooner.
+    batch_size : int, default 32
+    lr_encoder, lr_head : float, default 5e-5, 2e-3
+        Learning rates of the encoder layers and of the heads.
+    lr_embeddings : float or None, default None
+        Learning rate of the embedding layer; None → ``lr_encoder``; 0 freezes it.
+    weight_decay : float, default 0.01
+    warmup_ratio : float, default 0.06
+    class_weight : {"balanced", "sqrt", None}, default "sqrt"
+        Loss weights for rare departments: n / (k · n_c), its square root, or none.
+    channel_map : dict or None, default None
+        Department → channel ("110"/"12345"); enables the channel head.
+    channel_loss_weight : float, default 0.5
+    channel_blend : float in [0, 1], default 0.5
+        How far ``predict_proba`` moves the departments' channel mass towards the channel head.
+    pooling : {"mean", "cls"}, default "mean"
+    dropout : float, default 0.1
+    val_fraction : float, default 0.1
+        Stratified held-out split for early stopping, calibration and thresholds.
+    early_stopping_patience : int, default 2
+        Epochs without improvement of validation accuracy + macro-F1 before stopping.
+    calibrate : bool, default True
+        Temperature scaling of both heads on the validation split.
+    device : str, default "auto"
+        "auto" → CUDA if available, else CPU.
+    backend : {"auto", "torch", "onnx", "onnx-int8"}, default "auto"
+        Inference backend after :meth:`from_pretrained`; "auto" picks the fastest one present
+        (int8 ONNX, then float32 ONNX, then torch).
+    eval_batch_size : int, default 64
+    random_state : int, default 0
+    progress : bool, default False
+        Show tqdm progress bars while training.
+
+    Attributes
+    ----------
+    classes_ : ndarray of str, shape (n_classes,)
+    channels_ : list of str
+        Channel-head classes (empty without ``channel_map``).
+    temperature_, channel_temperature_ : float
+    history_ : list of dict
+        Per epoch: train loss, validation accuracy / macro-F1, seconds.
+    validation_proba_ : ndarray (n_val, n_classes), validation_labels_ : ndarray (n_val,)
+        Calibrated out-of-sample probabilities on the validation split (thresholds are chosen on them).
+    backend_ : str
+        The inference backend in use.
+    """
+
+    model_class = "transformer"
+
+    def __init__(
+        self,
+        base_model: str | None = None,
+        prefix: str | None = None,
+        max_length: int = 128,
+        num_layers: int | None = None,
+        epochs: int = 6,
+        batch_size: int = 32,
+        lr_encoder: float = 5e-5,
+        lr_head: float = 2e-3,
+        lr_embeddings: float | None = None,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.06,
+        class_weight: str | None = "sqrt",
+        channel_map: dict | None = None,
+        channel_loss_weight: float = 0.5,
+        channel_blend: float = 0.5,
+        pooling: str = "mean",
+        dropout: float = 0.1,
+        val_fraction: float = 0.1,
+        early_stopping_patience: int = 2,
+        calibrate: bool = True,
+        device: str = "auto",
+        backend: str = "auto",
+        eval_batch_size: int = 64,
+        random_state: int = 0,
+        progress: bool = False,
+    ):
+        self.base_model = base_model
+        self.prefix = prefix
+        self.max_length = max_length
+        self.num_layers = num_layers
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr_encoder = lr_encoder
+        self.lr_head = lr_head
+        self.lr_embeddings = lr_embeddings
+        self.weight_decay = weight_decay
+        self.warmup_ratio = warmup_ratio
+        self.class_weight = class_weight
+        self.channel_map = channel_map
+        self.channel_loss_weight = channel_loss_weight
+        self.channel_blend = channel_blend
+        self.pooling = pooling
+        self.dropout = dropout
+        self.val_fraction = val_fraction
+        self.early_stopping_patience = early_stopping_patience
+        self.calibrate = calibrate
+        self.device = device
+        self.backend = backend
+        self.eval_batch_size = eval_batch_size
+        self.random_state = random_state
+        self.progress = progress
+
+    # ------------------------------------------------------------------------------------------ fit
+    def _check_params(self) -> None:
+        if self.pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        if self.class_weight not in ("balanced", "sqrt", None):
+            raise ValueError(f"class_weight must be 'balanced', 'sqrt' or None, got {self.class_weight!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if not 0 <= self.channel_blend <= 1:
+            raise ValueError("channel_blend must be in [0, 1]")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError("val_fraction must be in [0, 1)")
+
+    def _device(self):
+        torch = _import_torch()
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def _seed(self) -> None:
+        torch = _import_torch()
+        random.seed(self.random_state)
+        np.random.seed(self.random_state)
+        torch.manual_seed(self.random_state)
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> "TransformerTextClassifier":
+        """Fine-tune on ``texts`` (n_samples,) and ``labels`` (n_samples,). Returns self."""
+        self._check_params()
+        texts, labels = [str(t) for t in texts], np.asarray([str(y) for y in labels])
+        if len(texts) != len(labels):
+            raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+        classes, counts = np.unique(labels, return_counts=True)
+        if len(classes) < 2:
+            raise ValueError("need at least two different labels to train a classifier")
+        torch = _import_torch()
+        from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+        t0 = time.perf_counter()
+        self._seed()
+        base = resolve_base_model(self.base_model)
+        self.prefix_ = base_prefix(base) if self.prefix is None else self.prefix
+        self.classes_ = classes
+        y = np.searchsorted(classes, labels)
+        cmap = {str(k): str(v) for k, v in (self.channel_map or {}).items()}
+        chan_labels = [cmap.get(str(c)) for c in labels]
+        self.channels_ = sorted({c for c in chan_labels if c}) if cmap and len({c for c in chan_labels if c}) > 1 else []
+        c = np.array([self.channels_.index(v) if v in self.channels_ else -100 for v in chan_labels]) if self.channels_ else np.full(len(y), -100)
+
+        tr, va = self._split(y, counts)
+        self.tokenizer_ = AutoTokenizer.from_pretrained(base)
+        ids = self._tokenize(texts)
+        device = self._device()
+        net = _network_class()(load_encoder(base, self.num_layers), len(classes), len(self.channels_), self.dropout, self.pooling).to(device)
+        self.net_, self.session_ = net, None
+
+        weights = self._class_weights(y[tr], len(classes))
+        loss_dep = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32, device=device) if weights is not None else None)
+        loss_chan = torch.nn.CrossEntropyLoss(ignore_index=-100)
+        optimizer = torch.optim.AdamW(self._param_groups(net), weight_decay=self.weight_decay)
+        rng = np.random.default_rng(self.random_state)
+        steps_per_epoch = int(np.ceil(len(tr) / self.batch_size))
+        total = max(1, steps_per_epoch * int(self.epochs))
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)
+        from tqdm.auto import tqdm
+
+        self.history_, best, best_state, bad = [], -np.inf, None, 0
+        lengths = np.array([len(i) for i in ids])
+        for epoch in range(int(self.epochs)):
+            net.train()
+            te = time.perf_counter()
+            batches = length_buckets(lengths[tr], self.batch_size, rng)
+            losses = []
+            for b in tqdm(batches, desc=f"epoch {epoch + 1}/{self.epochs}", disable=not self.progress, unit="batch"):
+                rows = tr[b]
+                inp, att = self._pad([ids[i] for i in rows], device)
+                dep_logits, chan_logits = net(inp, att)
+                loss = loss_dep(dep_logits, torch.as_tensor(y[rows], device=device))
+                if self.channels_:
+                    loss = loss + self.channel_loss_weight * loss_chan(chan_logits, torch.as_tensor(c[rows], device=device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                losses.append(float(loss.detach()))
+            record = {"epoch": epoch + 1, "train_loss": round(float(np.mean(losses)), 4), "seconds": round(time.perf_counter() - te, 1)}
+            if len(va):
+                dl, _ = self._logits([ids[i] for i in va])
+                pred = dl.argmax(1)
+                record["val_accuracy"] = round(float(accuracy_score(y[va], pred)), 4)
+                record["val_macro_f1"] = round(float(f1_score(y[va], pred, average="macro", labels=np.unique(y[va]), zero_division=0)), 4)
+                score = record["val_accuracy"] + record["val_macro_f1"]
+                if score > best + 1e-6:
+                    best, bad = score, 0
+                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                else:
+                    bad += 1
+            self.history_.append(record)
+            logger.info("epoch %s", record)
+            if len(va) and bad >= self.early_stopping_patience:
+                break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        net.eval()
+        self.temperature_, self.channel_temperature_ = 1.0, 1.0
+        self.validation_proba_ = np.zeros((0, len(classes)))
+        self.validation_labels_ = labels[va]
+        self.validation_index_ = va
+        if len(va):
+            dl, cl = self._logits([ids[i] for i in va])
+            if self.calibrate:
+                self.temperature_ = fit_temperature(dl, y[va])
+                known = c[va] >= 0
+                if self.channels_ and known.any():
+                    self.channel_temperature_ = fit_temperature(cl[known], c[va][known])
+            self.validation_proba_ = self._combine(dl, cl)
+        self.backend_ = "torch"
+        self.n_params_ = int(sum(p.numel() for p in net.parameters()))
+        self.fit_seconds_ = round(time.perf_counter() - t0, 1)
+        return self
+
+    def _split(self, y: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx = np.arange(len(y))
+        n_val = int(round(self.val_fraction * len(y)))
+        if n_val < 2:
+            return idx, idx[:0]
+        stratify = y if counts.min() >= 2 and n_val >= len(counts) else None
+        tr, va = train_test_split(idx, test_size=n_val, random_state=self.random_state, stratify=stratify)
+        return np.sort(tr), np.sort(va)
+
+    def _class_weights(self, y: np.ndarray, k: int) -> np.ndarray | None:
+        if self.class_weight is None:
+            return None
+        counts = np.bincount(y, minlength=k).astype(float)
+        w = np.where(counts > 0, len(y) / (k * np.maximum(counts, 1)), 1.0)
+        return np.sqrt(w) if self.class_weight == "sqrt" else w
+
+    def _param_groups(self, net) -> list[dict]:
+        emb_lr = self.lr_encoder if self.lr_embeddings is None else self.lr_embeddings
+        emb, enc, head = [], [], []
+        emb_ids = {id(p) for p in net.encoder.get_input_embeddings().parameters()}
+        for name, p in net.named_parameters():
+            if id(p) in emb_ids:
+                p.requires_grad_(emb_lr > 0)
+                if emb_lr > 0:
+                    emb.append(p)
+            elif name.startswith("encoder."):
+                enc.append(p)
+            else:
+                head.append(p)
+        groups = [{"params": enc, "lr": self.lr_encoder}, {"params": head, "lr": self.lr_head}]
+        if emb:
+            groups.append({"params": emb, "lr": emb_lr, "weight_decay": 0.0})
+        return groups
+
+    # ------------------------------------------------------------------------------------ inference
+    def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        enc = self.tokenizer_([self.prefix_ + t for t in texts], truncation=True, max_length=int(self.max_length))
+        return enc["input_ids"]
+
+    def _pad(self, seqs: list[list[int]], device=None, numpy: bool = False):
+        pad = self.tokenizer_.pad_token_id or 0
+        width = max(len(s) for s in seqs)
+        inp = np.full((len(seqs), width), pad, dtype=np.int64)
+        att = np.zeros((len(seqs), width), dtype=np.int64)
+        for i, s in enumerate(seqs):
+            inp[i, : len(s)] = s
+            att[i, : len(s)] = 1
+        if numpy:
+            return inp, att
+        torch = _import_torch()
+        return torch.from_numpy(inp).to(device), torch.from_numpy(att).to(device)
+
+    def _logits(self, seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Raw (uncalibrated) department logits (n, n_classes) and channel logits (n, n_channels)."""
+        n_chan = len(self.channels_)
+        dep = np.zeros((len(seqs), len(self.classes_)), dtype=np.float32)
+        chan = np.zeros((len(seqs), n_chan), dtype=np.float32)
+        if not seqs:
+            return dep, chan
+        for b in length_buckets([len(s) for s in seqs], int(self.eval_batch_size), None):
+            d, c = self._run([seqs[i] for i in b])
+            dep[b], chan[b] = d, c[:, :n_chan]
+        return dep, chan
+
+    def _run(self, seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        if getattr(self, "session_", None) is not None:
+            inp, att = self._pad(seqs, numpy=True)
+            d, c = self.session_.run(None, {"input_ids": inp, "attention_mask": att})
+            return d, c
+        torch = _import_torch()
+        device = next(self.net_.parameters()).device
+        inp, att = self._pad(seqs, device)
+        self.net_.eval()
+        with torch.inference_mode():
+            d, c = self.net_(inp, att)
+        return d.float().cpu().numpy(), c.float().cpu().numpy()
+
+    def _combine(self, dep_logits: np.ndarray, chan_logits: np.ndarray) -> np.ndarray:
+        """Calibrated department probabilities with the channel head blended in, (n, n_classes)."""
+        p = softmax(dep_logits / self.temperature_)
+        if not self.channels_ or "110" not in self.channels_ or not self.channel_blend:
+            return p
+        cmap = {str(k): str(v) for k, v in (self.channel_map or {}).items()}
+        is110 = np.array([cmap.get(str(c)) == "110" for c in self.classes_])
+        if not is110.any() or is110.all():
+            return p
+        q110 = softmax(chan_logits / self.channel_temperature_)[:, self.channels_.index("110")]
+        s110 = p[:, is110].sum(1)
+        target = (1 - self.channel_blend) * s110 + self.channel_blend * q110
+        eps = 1e-9
+        p = p.copy()
+        p[:, is110] *= (target / np.maximum(s110, eps))[:, None]
+        p[:, ~is110] *= ((1 - target) / np.maximum(1 - s110, eps))[:, None]
+        return p / p.sum(1, keepdims=True)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated probabilities, shape (n_texts, n_classes), columns in ``classes_`` order."""
+        check_is_fitted(self, "classes_")
+        dl, cl = self._logits(self._tokenize(list(texts)))
+        return self._combine(dl, cl)
+
+    def predict_channel_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """The channel head alone: calibrated probabilities (n_texts, len(channels_))."""
+        check_is_fitted(self, "classes_")
+        if not self.channels_:
+            raise ValueError("this model has no channel head (trained without channel_map)")
+        _, cl = self._logits(self._tokenize(list(texts)))
+        return softmax(cl / self.channel_temperature_)
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """Most probable label per text, shape (n_texts,)."""
+        return self.classes_[self.predict_proba(texts).argmax(axis=1)]
+
+    # ---------------------------------------------------------------------------------- save / load
+    def save_pretrained(self, out: str | Path) -> list[str]:
+        """Write the folder described in the module docstring; returns the files written (relative)."""
+        check_is_fitted(self, "classes_")
+        from safetensors.torch import save_file
+
+        out = Path(out)
+        enc_dir = out / ENCODER_DIR
+        self._torch_net().encoder.save_pretrained(enc_dir)
+        self.tokenizer_.save_pretrained(enc_dir)
+        base_info = Path(self.base_model or DEFAULT_BASE_MODEL) / "hotline_base.json"
+        if base_info.exists():
+            (enc_dir / "hotline_base.json").write_text(base_info.read_text(encoding="utf-8"), encoding="utf-8")
+        net = self._torch_net()
+        heads = {f"department.{k}": v.detach().cpu().contiguous() for k, v in net.department.state_dict().items()}
+        if net.channel is not None:
+            heads.update({f"channel.{k}": v.detach().cpu().contiguous() for k, v in net.channel.state_dict().items()})
+        save_file(heads, str(out / HEADS_FILE))
+        meta = {
+            "params": self.get_params(),
+            "classes": [str(c) for c in self.classes_],
+            "channels": list(self.channels_),
+            "prefix": self.prefix_,
+            "temperature": self.temperature_,
+            "channel_temperature": self.channel_temperature_,
+            "history": self.history_,
+            "n_params": self.n_params_,
+            "fit_seconds": getattr(self, "fit_seconds_", None),
+        }
+        (out / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+        return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and (p.parent == enc_dir or p.name in (HEADS_FILE, META_FILE, ONNX_FILE, ONNX_INT8_FILE)))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, backend: str | None = None) -> "TransformerTextClassifier":
+        """Rebuild a classifier saved by :meth:`save_pretrained`; ``backend`` overrides the saved one."""
+        from transformers import AutoTokenizer
+
+        path = Path(path)
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        params = dict(meta["params"])
+        if backend is not None:
+            params["backend"] = backend
+        clf = cls(**params)
+        clf._check_params()
+        clf.classes_ = np.asarray(meta["classes"])
+        clf.channels_ = list(meta["channels"])
+        clf.prefix_ = meta["prefix"]
+        clf.temperature_ = float(meta["temperature"])
+        clf.channel_temperature_ = float(meta["channel_temperature"])
+        clf.history_ = meta.get("history", [])
+        clf.n_params_ = meta.get("n_params")
+        clf.path_ = path
+        clf.tokenizer_ = AutoTokenizer.from_pretrained(path / ENCODER_DIR)
+        clf.backend_ = clf._choose_backend(path)
+        if clf.backend_ == "torch":
+            clf._torch_net()
+        return clf
+
+    def _choose_backend(self, path: Path) -> str:
+        want = self.backend
+        have_ort = _onnxruntime_available()
+        options = {"onnx-int8": path / ONNX_INT8_FILE, "onnx": path / ONNX_FILE}
+        order = ["onnx-int8", "onnx"] if want == "auto" else ([want] if want != "torch" else [])
+        for name in order:
+            if options[name].exists() and have_ort:
+                self.session_ = _ort_session(options[name])
+                return name
+            if want == name:
+                raise FileNotFoundError(f"backend {name!r} needs {options[name]} and onnxruntime")
+        self.session_ = None
+        return "torch"
+
+    def _torch_net(self):
+        """The torch network; built from the saved folder on first use after loading an ONNX backend."""
+        if getattr(self, "net_", None) is None:
+            from safetensors.torch import load_file
+
+            path = self.path_
+            encoder = load_encoder(path / ENCODER_DIR)
+            net = _network_class()(encoder, len(self.classes_), len(self.channels_), self.dropout, self.pooling)
+            heads = load_file(str(path / HEADS_FILE))
+            net.department.load_state_dict({k.split(".", 1)[1]: v for k, v in heads.items() if k.startswith("department.")})
+            if net.channel is not None:
+                net.channel.load_state_dict({k.split(".", 1)[1]: v for k, v in heads.items() if k.startswith("channel.")})
+            self.net_ = net.eval()
+        return self.net_
+
+    # ------------------------------------------------------------------------------------------ ONNX
+    def export_onnx(self, out: str | Path, quantize: bool = True, opset: int = 18) -> list[str]:
+        """Write ``model.onnx`` (encoder + heads, float32, dynamic batch and length) and, with ``quantize``,
+        ``model.int8.onnx`` (onnxruntime dynamic int8 weights of every MatMul) to ``out``. Returns the
+        file names written. The probabilities still go through the stored temperatures and blend."""
+        check_is_fitted(self, "classes_")
+        torch = _import_torch()
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        net = self._torch_net()
+        device = next(net.parameters()).device
+        net.cpu().eval()
+        sample = self._pad(self._tokenize(["小区门口有人打架，快来", "家里停水了，什么时候来水"]), torch.device("cpu"))
+        batch, tokens = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("tokens", min=2, max=4096)
+        # The dynamo exporter (needs onnxscript): the TorchScript one fails on dynamic axes in this torch.
+        torch.onnx.export(
+            net, sample, str(out / ONNX_FILE), input_names=["input_ids", "attention_mask"], output_names=["department_logits", "channel_logits"],
+            dynamic_shapes={"input_ids": {0: batch, 1: tokens}, "attention_mask": {0: batch, 1: tokens}},
+            opset_version=opset, dynamo=True, external_data=False, verbose=False,
+        )
+        net.to(device)
+        written = [ONNX_FILE]
+        if quantize:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantize_dynamic(str(out / ONNX_FILE), str(out / ONNX_INT8_FILE), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+            written.append(ONNX_INT8_FILE)
+        return written
+
+    def use_backend(self, backend: str, path: str | Path | None = None) -> "TransformerTextClassifier":
+        """Switch the inference backend ("torch", "onnx", "onnx-int8", "auto") using the ONNX files in
+        ``path`` (default: the folder the model was loaded from). Returns self."""
+        self.backend = backend
+        self._check_params()
+        if path is not None:
+            self.path_ = Path(path)
+        self.backend_ = self._choose_backend(self.path_) if backend != "torch" else "torch"
+        if self.backend_ == "torch":
+            self.session_ = None
+            self._torch_net()
+        return self
+
+    def __getstate__(self):  # joblib/pickle: drop the unpicklable onnxruntime session
+        state = dict(self.__dict__)
+        state.pop("session_", None)
+        return state
+
+
+def _onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _ort_session(path: Path):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

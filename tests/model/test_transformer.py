@@ -1,0 +1,139 @@
+"""The fine-tuned transformer: the classifier contract, save/load, any local base, ONNX, train → route.
+
+Every base here is tiny and random (hidden 32, 2 layers, built in tests/model/test_encoder.py), so
+fitting takes about a second; learning is checked on the training texts, not on paraphrases.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from model.transformer import TransformerTextClassifier, fit_temperature
+from tests.factories import tiny_rows, write_jsonl
+from tests.model.test_encoder import make_unigram_base, make_wordpiece_base
+
+ROWS = tiny_rows()
+TEXTS = [r["text"] for r in ROWS]
+LABELS = [r["department"] for r in ROWS]
+CHANNELS = {r["department"]: r["channel"] for r in ROWS}
+FAST = dict(epochs=10, lr_encoder=2e-3, lr_head=5e-3, batch_size=8, val_fraction=0.25, early_stopping_patience=20)
+
+
+@pytest.fixture(scope="module")
+def unigram_base(tmp_path_factory):
+    return make_unigram_base(tmp_path_factory.mktemp("base") / "tiny-e5")
+
+
+@pytest.fixture(scope="module")
+def fitted(unigram_base):
+    return TransformerTextClassifier(base_model=str(unigram_base), channel_map=CHANNELS, **FAST).fit(TEXTS, LABELS)
+
+
+def test_contract(unigram_base, fitted):
+    with pytest.raises(NotFittedError):
+        TransformerTextClassifier(base_model=str(unigram_base)).predict_proba(["有人打架"])
+    proba = fitted.predict_proba(["楼下有人打架", "家里停水了", "车被堵了"])
+    assert proba.shape == (3, 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert list(fitted.classes_) == sorted(set(LABELS))
+    assert fitted.channels_ == ["110", "12345"]
+    assert fitted.prefix_ == "query: "  # from the base's hotline_base.json
+    assert list(fitted.predict(["楼下有人打架"])) == [fitted.classes_[proba[0].argmax()]]
+    # It learned the training texts (chance is 0.25).
+    assert (fitted.predict(TEXTS) == np.asarray(LABELS)).mean() >= 0.75
+    # The held-out split gives calibrated probabilities for thresholds, never rows it was fit on.
+    assert fitted.validation_proba_.shape == (12, 4) and len(fitted.validation_labels_) == 12
+    assert fitted.temperature_ > 0 and fitted.history_[0]["epoch"] == 1
+
+
+def test_params_are_stored_not_validated_in_init(unigram_base):
+    clf = TransformerTextClassifier(base_model=str(unigram_base), pooling="max")
+    assert clf.get_params()["pooling"] == "max"
+    with pytest.raises(ValueError, match="pooling"):
+        clf.fit(TEXTS, LABELS)
+    with pytest.raises(ValueError, match="two different labels"):
+        TransformerTextClassifier(base_model=str(unigram_base)).fit(TEXTS[:4], ["x"] * 4)
+
+
+def test_missing_base_model_says_how_to_build_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="hotline base-model build"):
+        TransformerTextClassifier(base_model=str(tmp_path / "none")).fit(TEXTS, LABELS)
+
+
+def test_channel_head_moves_p110_towards_its_own_estimate(fitted):
+    texts = ["楼下有人打架", "家里停水了", "手机被偷了"]
+    dep = TransformerTextClassifier.get_params(fitted)
+    assert dep["channel_blend"] == 0.5
+    is110 = np.array([CHANNELS[c] == "110" for c in fitted.classes_])
+    blended = fitted.predict_proba(texts)[:, is110].sum(1)
+    fitted.channel_blend = 0.0
+    try:
+        plain = fitted.predict_proba(texts)[:, is110].sum(1)
+    finally:
+        fitted.channel_blend = 0.5
+    head = fitted.predict_channel_proba(texts)[:, fitted.channels_.index("110")]
+    np.testing.assert_allclose(blended, (plain + head) / 2, atol=1e-5)
+
+
+def test_save_and_load_round_trip(fitted, tmp_path):
+    files = fitted.save_pretrained(tmp_path / "m")
+    assert "heads.safetensors" in files and "transformer.json" in files and any(f.startswith("encoder/") for f in files)
+    again = TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch")
+    texts = ["小区停电了好几个小时", "有人在楼道里打架"]
+    np.testing.assert_allclose(again.predict_proba(texts), fitted.predict_proba(texts), atol=1e-5)
+    assert again.backend_ == "torch" and list(again.classes_) == list(fitted.classes_)
+
+
+def test_any_local_bert_checkpoint_works_as_base(tmp_path):
+    """A bert-base-chinese-like folder (WordPiece, no prefix file), randomly initialised here."""
+    base = make_wordpiece_base(tmp_path / "tiny-bert")
+    clf = TransformerTextClassifier(base_model=str(base), **FAST).fit(TEXTS, LABELS)
+    assert clf.prefix_ == "" and clf.channels_ == []
+    assert (clf.predict(TEXTS) == np.asarray(LABELS)).mean() >= 0.75
+
+
+def test_fit_temperature_softens_overconfident_logits():
+    z = np.array([[5.0, 0.0]] * 6 + [[0.0, 5.0]] * 4)
+    y = np.array([0, 0, 0, 1, 0, 0, 1, 1, 1, 0])
+    assert fit_temperature(z, y) > 1.5
+    # Timid logits that are always right are sharpened, within the grid's bounds.
+    assert 0.25 <= fit_temperature(np.array([[1.0, 0.0], [0.0, 1.0]] * 20), np.array([0, 1] * 20)) < 1
+
+
+def test_train_save_load_and_route(unigram_base, tmp_path):
+    """hotline train --model transformer end to end: folder, load_model, Router."""
+    from typer.testing import CliRunner
+
+    from model.artifacts import load_model
+    from model.router import Router
+    from serve.cli import app
+
+    data = write_jsonl(tmp_path / "tiny.jsonl", ROWS)
+    out = tmp_path / "model"
+    args = ["train", "--data", str(data), "--out", str(out), "--model", "transformer", "--base-model", str(unigram_base), "--no-verbose"]
+    for k, v in FAST.items():
+        args += ["--param", f"{k}={v}"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_class"] == "transformer" and set(config["thresholds"]) >= {"channel_110", "review"}
+    assert "encoder/model.safetensors" in config["files"] and (out / "README.md").read_text().count("4-bit") >= 1
+    model = load_model(out)
+    if (out / "model.int8.onnx").exists():  # transformer extra installed: ONNX exported and checked
+        assert model.classifier.backend_ == "onnx-int8"  # the fastest backend present
+        assert json.loads((out / "metrics.json").read_text())["onnx"]["label_agreement"] >= 0.9
+        texts = TEXTS[::4]
+        torch_p = TransformerTextClassifier.from_pretrained(out, backend="torch").predict_proba(texts)
+        np.testing.assert_allclose(TransformerTextClassifier.from_pretrained(out, backend="onnx").predict_proba(texts), torch_p, atol=1e-4)
+    d = Router(model).route("小区停水了，什么时候来水")
+    assert d.source in ("model", "override") and d.model_version == model.version
+    assert Router(model).route("有人拿刀砍人").channel == "110"
+    # A tampered weight file is refused, and the service would fall back to rules.
+    from model.artifacts import ModelLoadError
+
+    (out / "heads.safetensors").write_bytes(b"broken")
+    with pytest.raises(ModelLoadError, match="checksum"):
+        load_model(out)

@@ -1,0 +1,179 @@
+"""Fine-tune the transformer classifier (``hotline train --model transformer``) and save it like any model.
+
+Unlike the linear model, the transformer is too slow for k-fold validation on these CPUs. Its
+classifier keeps a stratified held-out split (``val_fraction``, default 10%) that it never fits on;
+early stopping, temperature scaling and the router's thresholds are all chosen on that split, and the
+reported validation metrics come from it (``method`` says so). The final network is the best epoch's.
+
+>>> cfg = TrainConfig(data=["data/corpus/train.jsonl"], out="models/tf", model="transformer",
+...                   base_model="models/base/e5-small-zh", transformer={"epochs": 4})  # doctest: +SKIP
+>>> model = train_transformer(cfg)                                                     # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from data.loading import DataError
+from data.taxonomy import Taxonomy
+from model.artifacts import TrainedModel, new_version, save_model
+from model.thresholds import choose_thresholds, decide
+from model.transformer import TransformerTextClassifier
+from training.metrics import routing_metrics, summary_line
+from training.model_card import _fmt, metrics_table
+from training.train import TrainConfig, data_hash, load_training_data
+
+logger = logging.getLogger(__name__)
+
+
+def make_transformer(cfg: TrainConfig, taxonomy: Taxonomy, progress: bool = False) -> TransformerTextClassifier:
+    """The configured classifier; a channel head when the taxonomy has both channels."""
+    channel_map = {d.code: d.channel for d in taxonomy.departments}
+    params = {"random_state": cfg.seed, "progress": progress, **cfg.transformer}
+    if len(set(channel_map.values())) < 2:
+        channel_map = None
+    return TransformerTextClassifier(base_model=cfg.base_model, channel_map=channel_map, **params)
+
+
+def backend_agreement(clf: TransformerTextClassifier, folder: str | Path, texts: list[str], backend: str = "onnx-int8") -> dict:
+    """Compare torch with an exported ONNX backend on ``texts``: label agreement and the largest
+    probability difference. ``clf`` is left on the torch backend."""
+    ref = clf.predict_proba(texts)
+    other = TransformerTextClassifier.from_pretrained(folder, backend=backend)
+    got = other.predict_proba(texts)
+    return {
+        "backend": backend,
+        "texts": len(texts),
+        "label_agreement": round(float((ref.argmax(1) == got.argmax(1)).mean()), 5),
+        "max_probability_difference": round(float(np.abs(ref - got).max()), 5),
+    }
+
+
+def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
+    """Load data, fine-tune, choose thresholds on the held-out split, export ONNX, save to ``cfg.out``."""
+    t0 = time.perf_counter()
+    result, taxonomy = load_training_data(cfg)
+    records = result.records
+    if len(records) < 8:
+        raise DataError(f"only {len(records)} usable rows; need more labelled tickets to fine-tune")
+    texts = [r.text for r in records]
+    labels = np.asarray([r.department for r in records])
+    clf = make_transformer(cfg, taxonomy, progress).fit(texts, labels)
+    classes = [str(c) for c in clf.classes_]
+    val_y = clf.validation_labels_
+    if len(val_y) == 0:
+        raise DataError("no validation rows: raise transformer val_fraction (thresholds are chosen on held-out rows)")
+    thresholds = choose_thresholds(clf.validation_proba_, classes, val_y, taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy)
+    chan, dep, conf, _ = decide(clf.validation_proba_, classes, taxonomy, thresholds["channel_110"])
+    validation = routing_metrics(val_y, dep, chan, conf, taxonomy, needs_review=conf < thresholds["review"])
+    validation.pop("misrouted_110", None)
+    validation["method"] = f"held-out split of {len(val_y)} training rows ({clf.val_fraction:.0%}, stratified), not k-fold"
+    logger.info("validation (held-out, model only): %s", summary_line(validation))
+    seconds = round(time.perf_counter() - t0, 2)
+    metrics = {
+        # Same key as the linear model so every consumer reads it; ``method`` says it is a held-out split.
+        "validation_out_of_fold": validation,
+        "train_rows": len(records),
+        "skipped_rows": len(result.errors),
+        "train_seconds": seconds,
+        "temperature": clf.temperature_,
+        "channel_temperature": clf.channel_temperature_,
+        "history": clf.history_,
+        "n_params": clf.n_params_,
+    }
+    model = TrainedModel(classifier=clf, taxonomy=taxonomy, thresholds=thresholds, version=new_version(cfg.model), metrics=metrics)
+    out = Path(cfg.out)
+    test_records = []
+    if cfg.test_data:
+        from training.evaluate import evaluate_records  # here: evaluation imports the router
+
+        test, _ = load_training_data(cfg, files=cfg.test_data, taxonomy=taxonomy)
+        test_records = test.records
+        metrics["test"] = evaluate_records(model, test_records)["metrics"]
+        metrics["test"]["data"] = cfg.test_data
+    extra = {
+        "training_data_sha256": data_hash(records),
+        "training_data": cfg.data,
+        "base_model": str(cfg.base_model or "models/base/e5-small-zh"),
+        "label_counts": {c: int((labels == c).sum()) for c in classes},
+    }
+    if cfg.export_onnx:
+        try:
+            clf.export_onnx(out)
+        except ImportError as exc:
+            logger.warning("ONNX export skipped (%s): install the transformer extra", exc)
+    save_model(model, out, render_transformer_card(model, cfg, extra), extra_config=extra)
+    if (out / "model.int8.onnx").exists():
+        check_texts = [r.text for r in test_records] or [texts[i] for i in clf.validation_index_]
+        metrics["onnx"] = backend_agreement(clf, out, check_texts)
+        logger.info("int8 ONNX vs torch: %s", metrics["onnx"])
+        # metrics.json and README.md are not checksummed: update them in place.
+        (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
+        (out / "README.md").write_text(render_transformer_card(model, cfg, extra), encoding="utf-8")
+    Path(out, "train_config.json").write_text(json.dumps(cfg.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
+    logger.info("saved %s to %s in %.1fs", model.version, out, seconds)
+    return model
+
+
+def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) -> str:
+    """Markdown model card of a fine-tuned transformer (README.md of the folder)."""
+    clf: TransformerTextClassifier = model.classifier
+    t, m = model.thresholds, model.metrics
+    base = Path(extra["base_model"])
+    note = ""
+    info = base / "hotline_base.json"
+    if info.exists():
+        note = json.loads(info.read_text(encoding="utf-8")).get("note", "")
+    layers = f"first {clf.num_layers} layers of " if clf.num_layers else ""
+    lines = [
+        f"# hotline-router model `{model.version}`",
+        "",
+        f"A fine-tuned transformer: the {layers}encoder `{base}` with mean pooling, a department head and "
+        f"{'a channel head (110 / 12345) blended into P(110)' if clf.channels_ else 'no channel head'}; both heads calibrated by "
+        f"temperature scaling (T = {clf.temperature_:.3f}, channel T = {clf.channel_temperature_:.3f}). It suggests the department, "
+        "and through the taxonomy the channel, for a Chinese hotline call summary; `model.router.Router` adds the danger override and rules.",
+        "",
+    ]
+    if note:
+        lines += [f"**Base weights:** {note}", ""]
+    lines += [
+        "## Training",
+        f"- files: {', '.join(f'`{d}`' for d in cfg.data)} (columns `{cfg.text_column}` → `{cfg.label_column}`); rows {m['train_rows']}, skipped {m['skipped_rows']}",
+        f"- sha256 of (text, label) rows: `{extra['training_data_sha256'][:16]}…`",
+        f"- parameters: {', '.join(f'{k}={v}' for k, v in clf.get_params().items() if k not in ('channel_map', 'progress'))}",
+        f"- epochs run: {len(clf.history_)} (best kept by validation accuracy + macro-F1); {m['n_params']:,} parameters; {m['train_seconds']} s",
+        "",
+        "| epoch | train loss | val accuracy | val macro-F1 | seconds |",
+        "| --- | --- | --- | --- | --- |",
+        *[f"| {h['epoch']} | {h['train_loss']} | {_fmt(h.get('val_accuracy'))} | {_fmt(h.get('val_macro_f1'))} | {h['seconds']} |" for h in clf.history_],
+        "",
+        "## Thresholds (chosen on the held-out validation split)",
+        f"- route to 110 when P(110) ≥ **{t['channel_110']:.4f}** (target 110 recall {t['target_110_recall']}; validation 110 recall {_fmt(t.get('validation_110_recall'))})",
+        f"- send to review when confidence < **{t['review']:.4f}** (validation review rate {_fmt(t.get('validation_review_rate'))})",
+        "",
+        f"## Validation: {m['validation_out_of_fold']['method']} (model only, no rules)",
+        metrics_table(m["validation_out_of_fold"]),
+        "",
+    ]
+    if "test" in m:
+        lines += [f"## Test: {', '.join(m['test']['data'])} (never used for training or thresholds; router with override)", metrics_table(m["test"]), ""]
+    if "onnx" in m:
+        o = m["onnx"]
+        lines += [
+            "## Inference backends",
+            f"`model.int8.onnx` (dynamic int8 weights) agrees with the PyTorch model on {o['label_agreement']:.2%} of {o['texts']} texts; "
+            f"largest probability difference {o['max_probability_difference']}. The router loads the fastest backend present.",
+            "",
+        ]
+    lines += [
+        "## Limits",
+        "- The base encoder's weights went through 4-bit rounding (see above) unless another base was given.",
+        "- Validation is one held-out split, smaller and noisier than the linear model's cross-validation.",
+        "- The danger override (rules) forces 110 on danger words; the model alone is not trusted with emergencies.",
+        "",
+    ]
+    return "\n".join(lines)
