@@ -346,6 +346,7 @@ def promote(
     elif result.verdict is not None:
         typer.echo(result.verdict.reason_line())
     typer.echo(f"promoted {result.registered.name} in {reg_dir} (previous: {result.previous or 'none'}); undo with `hotline rollback`")
+    typer.echo("a running API serves it after its next reload (POST /v1/admin/reload) or restart")
 
 
 @app.command()
@@ -361,6 +362,7 @@ def rollback(
     with _user_errors():
         was, now = run_rollback(reg_dir, to=to)
     typer.echo(f"rolled back in {reg_dir}: current {was or 'none'} → {now} (previous is now {was or 'none'})")
+    typer.echo("a running API serves it after its next reload (POST /v1/admin/reload) or restart")
 
 
 @app.command()

@@ -191,6 +191,19 @@ def test_promote_accepts_a_better_challenger_and_rollback_restores_the_champion(
     assert reg.read_pointer(models, reg.CURRENT) == champion
 
 
+def test_the_api_reload_serves_what_promote_and_rollback_point_at(good_challenger, bad_registry, bad_model, tmp_path):
+    from serve.config import Settings
+    from serve.state import ModelHolder
+
+    models = copy(bad_registry, tmp_path / "models")
+    holder = ModelHolder(Settings(_env_file=None, registry_dir=models, model_dir=None))
+    assert holder.load().version == load_model(bad_model).version
+    promote_challenger(good_challenger.out, models)
+    assert holder.reload()[1].version == good_challenger.model.version
+    reg.rollback(models)
+    assert holder.reload()[1].version == load_model(bad_model).version
+
+
 def test_promote_compares_again_when_the_champion_changed(worse_challenger, bad_registry, bad_model, tmp_path):
     chal_dir = copy(worse_challenger.out, tmp_path / "worse")
     models = copy(bad_registry, tmp_path / "models")  # CURRENT here is not the champion it was compared with
