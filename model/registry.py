@@ -175,14 +175,28 @@ class ModelVersion:
     metrics_source: str | None = None
 
 
+def files_fingerprint(files: dict | None) -> str | None:
+    """One checksum for the file checksums a ``config.json`` records (``{"model.joblib": sha, …}``).
+
+    A single file (linear model) gives its own sha256; several (transformer) the sha256 of the
+    sorted ``name:sha`` lines. None when nothing is recorded.
+    """
+    if not files:
+        return None
+    if len(files) == 1:
+        return str(next(iter(files.values())))
+    import hashlib
+
+    return hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(files.items())).encode("utf-8")).hexdigest()
+
+
 def weights_sha256(model_dir: str | Path) -> str | None:
-    """The weights checksum a model folder's ``config.json`` records (None if unreadable)."""
+    """The weights checksum of a model folder, from its ``config.json`` (None if unreadable)."""
     try:
         config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
-    files = config.get("files") or {}
-    return next(iter(files.values()), None) if files else None
+    return files_fingerprint(config.get("files"))
 
 
 def _headline(model_dir: Path) -> tuple[dict, str | None, int | None]:

@@ -29,6 +29,7 @@ from typing import Callable
 from data.loading import load_many
 from data.schema import CallRecord
 from model.artifacts import TrainedModel, sha256_file
+from model.registry import files_fingerprint
 from model.router import Router
 from training.evaluate import evaluate_records
 
@@ -124,7 +125,7 @@ def model_identity(model: TrainedModel | None) -> dict:
     """Name, version and weights checksum of a model (``{"name": "rules-only"}`` for None)."""
     if model is None:
         return {"name": "rules-only", "version": None, "path": None, "weights_sha256": None}
-    sha = (model.config.get("files") or {}).get("model.joblib")
+    sha = files_fingerprint(model.config.get("files"))
     return {"name": model.path.name if model.path else model.version, "version": model.version, "path": str(model.path) if model.path else None, "weights_sha256": sha}
 
 

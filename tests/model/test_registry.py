@@ -149,3 +149,17 @@ def test_pointer_writes_are_atomic_and_readable(tmp_path):
     whole = {"linear-a\n", "linear-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n"}
     assert seen <= whole, f"a reader saw a partial pointer: {seen - whole}"
     assert [p.name for p in tmp_path.iterdir()] == [reg.CURRENT], "no temporary files left behind"
+
+
+def test_models_sharing_a_file_are_still_different_models(tmp_path):
+    """A transformer folder records several files; sharing the tokenizer does not make two models the same."""
+    models = tmp_path / "models"
+    for name, weights in (("transformer-a", "w-a"), ("transformer-b", "w-b")):
+        d = fake_model(tmp_path, name, weights.encode())
+        config = json.loads((d / "config.json").read_text())
+        config["files"] = {"tokenizer.json": "same-tokenizer", "model.safetensors": hashlib.sha256(weights.encode()).hexdigest()}
+        (d / "config.json").write_text(json.dumps(config))
+        reg.promote(d, models)
+    assert sorted(v.name for v in reg.list_versions(models)) == ["transformer-a", "transformer-b"]
+    assert reg.read_pointer(models, reg.CURRENT) == "transformer-b" and reg.read_pointer(models, reg.PREVIOUS) == "transformer-a"
+    assert reg.files_fingerprint({"model.joblib": "abc"}) == "abc" and reg.files_fingerprint({}) is None
