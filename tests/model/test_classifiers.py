@@ -47,3 +47,19 @@ def test_explain_names_terms_of_the_text():
 def test_single_label_is_refused():
     with pytest.raises(ValueError, match="two different labels"):
         LinearTextClassifier().fit(["a", "b"], ["x", "x"])
+
+
+@pytest.mark.parametrize("calibration", ["sigmoid", "isotonic"])
+def test_fast_inference_equals_scikit_learn(calibration):
+    rows = tiny_rows()
+    texts, labels = [r["text"] for r in rows], [r["department"] for r in rows]
+    channel_of = {r["department"]: r["channel"] for r in rows}
+    clf = LinearTextClassifier(calibration=calibration, channel_of=channel_of).fit(texts, labels)
+    probe = ["楼下有人打架", "家里停水了", "完全没见过的词语组合", "车被堵了 ABC 123"]
+    X_ref = clf.features_.transform(probe)
+    np.testing.assert_allclose(clf.transform(probe).toarray(), X_ref.toarray(), atol=1e-12)
+    ref = clf.calibrated_.predict_proba(X_ref)
+    ours = clf._calibrated_proba(clf.calibrated_, clf.svm_, clf.transform(probe))
+    np.testing.assert_allclose(ours, ref, atol=1e-9)
+    cal = clf.channel_calibrated_
+    np.testing.assert_allclose(clf._calibrated_proba(cal, cal.calibrated_classifiers_[0].estimator, X_ref), cal.predict_proba(X_ref), atol=1e-9)
