@@ -194,6 +194,10 @@ def evaluate(
             name = "rules" if router.model is None else router.model_version
         out = out or Path("reports") / f"{name}-{Path(data[0]).stem}"
         write_report(out, metrics, records, decisions, title=f"Evaluation of {name} on {', '.join(map(str, data))}")
+        if rules_only:
+            from training.evaluate import rule_report, write_rule_report
+
+            write_rule_report(out, rule_report(records))
     typer.echo(summary_line(metrics))
     typer.echo(f"report: {out}")
 

@@ -78,3 +78,12 @@ def test_predict_without_model_uses_rules_and_says_so(workdir):
     assert r.returncode == 0 and "rules only" in r.stderr
     first = json.loads((workdir / "r.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert first["source"] in ("override", "rules") and first["channel"] == "110"
+
+
+def test_rules_only_evaluation_judges_each_rule(workdir):
+    r = hotline("evaluate", "--rules-only", "--data", "test.jsonl", "--out", "rules2", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads((workdir / "rules2" / "rules.json").read_text(encoding="utf-8"))
+    by_id = {x["rule"]: x for x in rows}
+    assert by_id["violence_now"]["fires"] == 1 and by_id["violence_now"]["channel_precision"] == 1.0
+    assert by_id["r_utilities"]["fires"] == 1 and by_id["r_utilities"]["department_precision"] == 1.0
