@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from data.masking import mask_pii
 
 APP_LOGGERS = ("serve", "model", "data", "training")
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 _MARK = "_hotline_json_handler"
 
 
@@ -39,8 +40,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+class MaskingFilter(logging.Filter):
+    """Mask the message and traceback of records from loggers we do not format (uvicorn's own
+    "Exception in ASGI application" carries the exception message, which may quote a caller)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = mask_pii(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask_pii(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
 def configure_logging(level: str | int = "INFO") -> None:
-    """Send the app's loggers (serve, model, data, training) to stderr as JSON lines; idempotent.
+    """Send the app's loggers (serve, model, data, training) to stderr as JSON lines, and mask what
+    uvicorn logs; idempotent.
 
     Records still propagate to the root logger (test log capture sees them); the root logger itself
     is left alone.
@@ -54,3 +67,7 @@ def configure_logging(level: str | int = "INFO") -> None:
             h.setFormatter(JsonFormatter())
             setattr(h, _MARK, True)
             lg.addHandler(h)
+    for name in SERVER_LOGGERS:
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, MaskingFilter) for f in lg.filters):
+            lg.addFilter(MaskingFilter())

@@ -84,6 +84,7 @@ def record_routes(session: Session, *, items: list[RoutedText]) -> list[int | No
                 call = session.get(RoutedCall, it.call_id)
                 if call is None:
                     session.add(RoutedCall(call_id=it.call_id, text_masked=masked, needs_review=bool(d.needs_review), received_on=it.received_on, **fields))
+                    session.flush()  # a second item with the same call_id in this batch must find it
                 else:
                     for k, v in dict(fields, text_masked=masked, needs_review=bool(d.needs_review), received_on=it.received_on).items():
                         setattr(call, k, v)

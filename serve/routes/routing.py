@@ -10,6 +10,7 @@ import logging
 import time
 
 from fastapi import APIRouter, HTTPException, Request, status
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from data.cleaning import normalize_text
@@ -43,8 +44,14 @@ def check_length(text: str, limit: int, where: str) -> None:
 
 
 def _store(db, items: list[RoutedText]) -> list[int | None]:
-    with db.session() as s:
-        return record_routes(s, items=items)
+    for attempt in range(2):
+        try:
+            with db.session() as s:
+                return record_routes(s, items=items)
+        except IntegrityError:  # the same new call_id from two requests at once: the retry updates it
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def route_requests(request: Request, reqs: list[RouteRequest], router: Router, settings, db, metrics) -> list[RouteResponse]:

@@ -61,6 +61,24 @@ def test_routes_are_masked_upserted_and_queued_once(db):
     assert items[0].model_department == "utilities" and items[0].alternatives[0]["department"] == "convenience"
 
 
+def test_the_same_call_twice_in_one_batch_keeps_the_last(db):
+    with db.session() as s:
+        record_routes(s, items=[RoutedText("停水了", decision(), "dup"), RoutedText("停电了", decision(department="convenience"), "dup")])
+    with db.session() as s:
+        assert s.query(RoutedCall).count() == 1 and s.get(RoutedCall, "dup").department == "convenience"
+
+
+def test_database_down_calls_are_still_answered(start_server, tiny_model_dir):
+    srv = start_server(model_dir=tiny_model_dir, database_url="postgresql://nobody@127.0.0.1:1/none")
+    r = srv.client.get("/ready")
+    assert r.status_code == 503 and "unreachable" in r.json()["reason"]
+    r = srv.client.post("/v1/route", json={"text": "家里停水了", "call_id": "db-down"})
+    assert r.status_code == 200 and r.json()["queued_for_review"] is False and r.json()["department"]
+    assert srv.metric("hotline_db_errors_total") == 1
+    r = srv.client.post("/v1/feedback", json={"call_id": "db-down", "final_channel": "12345", "final_department": "utilities"})
+    assert r.status_code == 503 and "not stored" in r.json()["detail"] and "Traceback" not in r.text
+
+
 def test_feedback_needs_a_routed_call_and_compares(db):
     with db.session() as s, pytest.raises(UnknownCall):
         record_feedback(s, call_id="nope", final_channel="110", final_department="fire")

@@ -110,3 +110,28 @@ def test_model_exception_falls_back_to_rules_and_is_counted(server):
     assert ok1["source"] != "rules" and ok1["model_version"] is not None and ok2["model_version"] is not None
     assert server.metric("hotline_model_fallbacks_total") == before + 1
     assert server.client.get("/health").json()["status"] == "ok"
+
+
+def test_an_unexpected_error_is_a_json_500_with_a_masked_log(server, caplog):
+    import logging
+
+    from serve.logs import JsonFormatter
+
+    rules = server.app.state.models.current.router.rules
+    real = rules.matches
+
+    def broken(text):
+        raise RuntimeError(f"bug while reading {text}")
+
+    rules.matches = broken
+    try:
+        with caplog.at_level(logging.ERROR):
+            r = server.client.post("/v1/route", json={"text": "来电人电话13812345678说有人打架"})
+    finally:
+        del rules.matches
+    assert rules.matches == real
+    assert r.status_code == 500 and r.json()["detail"].startswith("internal error (ref ")
+    assert "Traceback" not in r.text and "bug while reading" not in r.text
+    logged = "\n".join(JsonFormatter().format(rec) for rec in caplog.records if rec.name.startswith("serve"))
+    assert "bug while reading" in logged and "internal error" not in logged and "13812345678" not in logged
+    assert server.client.post("/v1/route", json={"text": "家里停水了"}).status_code == 200
