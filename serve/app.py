@@ -23,8 +23,8 @@ Errors are always JSON ``{"detail": "...", "errors"?: [...]}``, never a stack tr
 """
 from __future__ import annotations
 
+import asyncio
 import logging
-import uuid
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, status
@@ -41,12 +41,14 @@ from serve.config import Settings, get_settings
 from serve.db import Database
 from serve.logs import configure_logging
 from serve.metrics import Metrics, MetricsMiddleware
-from serve.middleware import BodyGuard
+from serve.middleware import BodyGuard, CatchAll
+from serve.reloads import ReloadCoordinator
 from serve.routes import feedback, health, model, pages, routing
 from serve.routes.pages import STATIC_DIR
 from serve.state import ModelHolder
 
 logger = logging.getLogger(__name__)
+RELOAD_POLL_SECONDS = 2.0  # how soon the other worker processes follow a reload
 
 
 def _loc(loc) -> str:
@@ -84,12 +86,6 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return JSONResponse({"detail": str(exc.detail)}, exc.status_code, headers=getattr(exc, "headers", None))
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    ref = uuid.uuid4().hex[:8]
-    logger.error("unhandled error", exc_info=exc, extra={"fields": {"event": "error", "ref": ref, "path": request.url.path}})
-    return JSONResponse({"detail": f"internal error (ref {ref}); the request was not completed"}, status.HTTP_500_INTERNAL_SERVER_ERROR)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service. ``settings`` default: :func:`serve.config.get_settings` (``HOTLINE_*``).
 
@@ -103,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     models = ModelHolder(settings)
     db = Database(settings.database_url, create=False)
+    reloads = ReloadCoordinator(models, db, metrics)
     tables = {"ok": False}
 
     def ensure_tables() -> str | None:
@@ -121,10 +118,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         problem = await run_in_threadpool(ensure_tables)
         if problem:
             logger.error("database not ready; calls are answered but not stored", extra={"fields": {"event": "db_not_ready", "reason": problem}})
+        await run_in_threadpool(reloads.start)
         await run_in_threadpool(models.load)
         if not keys.enabled:
             logger.warning("auth is off (no HOTLINE_API_KEYS): for a local trial on loopback only")
+        watcher = asyncio.create_task(reloads.watch(app.state.reload_poll_seconds))
         yield
+        watcher.cancel()
         db.dispose()
 
     app = FastAPI(
@@ -139,14 +139,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.models = models
     app.state.db = db
     app.state.ensure_tables = ensure_tables
+    app.state.reloads = reloads
+    app.state.reload_poll_seconds = RELOAD_POLL_SECONDS
     app.state.batcher = RouteBatcher()
     app.state.stripper = BoilerplateStripper() if settings.strip_boilerplate else None
     metrics.degraded.set_function(lambda: 0.0 if models.current is not None and models.current.status == "ok" else 1.0)
 
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
-    # Outermost last: metrics see every request, including those the body guard refuses.
+    # Outermost last: metrics see every request, including those the body guard refuses and the 500s.
+    app.add_middleware(CatchAll)
     app.add_middleware(BodyGuard, max_bytes=settings.max_batch * (settings.max_text_chars * 6 + 512) + 4096)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 

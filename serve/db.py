@@ -15,6 +15,9 @@ Tables
     The supervisor queue: every routed call with ``needs_review``, every danger override that
     disagrees with the model, every feedback that contradicts the suggestion. ``status`` is
     ``pending`` until a supervisor decides (``decision`` confirm|correct and the decided route).
+``reload_requests``
+    One row per ``POST /v1/admin/reload``; every worker process (and every replica sharing the
+    database) polls it and reloads too, so a reload never reaches only one of N workers.
 
 >>> db = Database("sqlite://")            # in memory
 >>> with db.session() as s:
@@ -131,6 +134,16 @@ class ReviewItem(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReloadRequest(Base):
+    """A model reload asked for by an admin; workers that have not applied it yet reload."""
+
+    __tablename__ = "reload_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    requested_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class Database:

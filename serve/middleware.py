@@ -1,4 +1,5 @@
-"""Guard request bodies before FastAPI parses them: size, content type and UTF-8.
+"""Guard request bodies before FastAPI parses them (size, content type, UTF-8), and turn
+unexpected errors into a JSON 500 without a stack trace.
 
 A request with a body (POST/PUT/PATCH) under ``/v1/`` must
 
@@ -11,6 +12,10 @@ Answers are JSON ``{"detail": "..."}`` like every other error of the API.
 from __future__ import annotations
 
 import json
+import logging
+import uuid
+
+logger = logging.getLogger(__name__)
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -70,3 +75,32 @@ class BodyGuard:
             return await receive()  # after the body: wait for a disconnect like the server would
 
         await self.app(scope, replay, send)
+
+
+class CatchAll:
+    """Pure ASGI middleware: an unexpected exception becomes ``500 {"detail": "internal error (ref …)"}``
+    and one masked log line with the traceback and the same ref. Unlike Starlette's own handler it
+    does not re-raise, so uvicorn keeps the connection open and logs nothing unmasked."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def send_wrapper(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            ref = uuid.uuid4().hex[:8]
+            logger.error("unhandled error", exc_info=exc, extra={"fields": {"event": "error", "ref": ref, "path": scope.get("path")}})
+            if started:
+                raise
+            await _reply(send, 500, f"internal error (ref {ref}); the request was not completed")

@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from data.masking import mask_pii
 from model.router import Decision
-from serve.db import PENDING, Feedback, ReviewItem, RoutedCall, utcnow
+from serve.db import PENDING, Feedback, ReloadRequest, ReviewItem, RoutedCall, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -139,3 +139,17 @@ def record_feedback(
             review_id = item.id
         session.flush()
     return fb, review_id
+
+
+def request_reload(session: Session, *, requested_by: str | None = None) -> int:
+    """Record a reload request; returns its id (workers apply every id above the last they saw)."""
+    with session.begin():
+        req = ReloadRequest(requested_by=requested_by)
+        session.add(req)
+        session.flush()
+        return req.id
+
+
+def latest_reload(session: Session) -> int:
+    """Id of the newest reload request (0: none yet)."""
+    return int(session.scalar(select(func.max(ReloadRequest.id))) or 0)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 
 from serve.deps import AdminDep, AnyKeyDep, MetricsDep, ModelsDep, ServedDep, SettingsDep
 from serve.schemas import ErrorOut, Limits, ModelInfo, ReloadResponse, TaxonomyOut, Thresholds
@@ -42,12 +42,13 @@ async def model_info(_: AnyKeyDep, served: ServedDep, settings: SettingsDep) -> 
     tags=["admin"],
     summary="Load the promoted model without a restart",
 )
-def reload_model(principal: AdminDep, models: ModelsDep, metrics: MetricsDep) -> ReloadResponse:
+def reload_model(request: Request, principal: AdminDep, models: ModelsDep, metrics: MetricsDep) -> ReloadResponse:
     """Load HOTLINE_MODEL_DIR or the registry's CURRENT model, warm it, then swap it in. Requests in
-    flight finish on the model they started with; none is dropped."""
+    flight finish on the model they started with; none is dropped. Other worker processes follow
+    within a few seconds (see serve/reloads.py)."""
     before = models.current
     try:
-        _, new = models.reload()
+        _, new = request.app.state.reloads.request(principal.key_id)
     except ReloadFailed as exc:
         metrics.reloads.labels("failed").inc()
         still = before.version if before is not None and before.version else "rules only"

@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.serve.conftest import free_port
+from model.registry import register
+from tests.serve.conftest import copy_model, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "ad-serve-cmd-93c1e0"
@@ -26,30 +28,62 @@ def test_refuses_a_public_interface_without_keys(tmp_path):
     assert r.returncode == 2 and "HOTLINE_API_KEYS" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_serves_and_logs_structured_masked_lines_without_keys(tmp_path, tiny_model_dir):
+def _start(tmp_path, env, *args) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = _env(tmp_path, HOTLINE_MODEL_DIR=str(tiny_model_dir), HOTLINE_API_KEYS=f"{KEY}:admin")
     log = open(tmp_path / "server.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "serve.cli", "serve", "--port", str(port)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-            time.sleep(0.2)
-        auth = {"Authorization": f"Bearer {KEY}"}
-        text = "王先生电话13812345678，身份证110101199003071234，车牌京A12345被人砸了"
-        r = httpx.post(url + "/v1/route", json={"text": text, "call_id": "cmd-1"}, headers=auth)
-        assert r.status_code == 200 and r.json()["channel"] in ("110", "12345")
-        assert httpx.post(url + "/v1/route", json={"text": text}, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    finally:
+    proc = subprocess.Popen([sys.executable, "-m", "serve.cli", "serve", "--port", str(port), *args], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError((tmp_path / "server.log").read_text())
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tiny_model_dir):
+    """`hotline serve --workers 2` with keys, serving the registry's CURRENT model (tiny-w1)."""
+    tmp_path = tmp_path_factory.mktemp("serve-cmd")
+    register(copy_model(tiny_model_dir, tmp_path / "v1", version="tiny-w1"), tmp_path / "models")
+    proc, url = _start(tmp_path, _env(tmp_path, HOTLINE_API_KEYS=f"{KEY}:admin"), "--workers", "2")
+    yield proc, url, tmp_path
+    if proc.poll() is None:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _versions(url: str, n: int) -> set:
+    """Model versions reported by ``n`` fresh connections (so every worker process answers some)."""
+    return {httpx.get(url + "/health", headers={"Connection": "close"}).json()["model_version"] for _ in range(n)}
+
+
+def test_a_reload_reaches_every_worker_process(served, tiny_model_dir):
+    proc, url, tmp_path = served
+    assert _versions(url, 10) == {"tiny-w1"}
+    register(copy_model(tiny_model_dir, tmp_path / "v2", version="tiny-w2"), tmp_path / "models")
+    r = httpx.post(url + "/v1/admin/reload", headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+    assert r.status_code == 200 and r.json()["version"] == "tiny-w2"
+    deadline = time.monotonic() + 30
+    while _versions(url, 20) != {"tiny-w2"}:
+        assert time.monotonic() < deadline, "a worker process kept the old model"
+        time.sleep(0.5)
+
+
+def test_logs_are_structured_and_masked_and_never_show_keys(served):
+    proc, url, tmp_path = served
+    auth = {"Authorization": f"Bearer {KEY}"}
+    text = "王先生电话13812345678，身份证110101199003071234，车牌京A12345被人砸了"
+    r = httpx.post(url + "/v1/route", json={"text": text, "call_id": "cmd-1"}, headers=auth)
+    assert r.status_code == 200 and r.json()["channel"] in ("110", "12345")
+    assert httpx.post(url + "/v1/route", json={"text": text}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    proc.terminate()
+    proc.wait(timeout=30)
     out = (tmp_path / "server.log").read_text()
     assert '"event": "route"' in out and '"call_id": "cmd-1"' in out  # structured decision log at INFO
     for secret in (KEY, "13812345678", "110101199003071234", "京A12345", "砸了"):
