@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(models.load)
         if not keys.enabled:
             logger.warning("auth is off (no HOTLINE_API_KEYS): for a local trial on loopback only")
-        watcher = asyncio.create_task(reloads.watch(app.state.reload_poll_seconds))
+        watcher = asyncio.create_task(reloads.watch(app.state.reload_poll_seconds, before=lambda: tables["ok"] or ensure_tables()))
         yield
         watcher.cancel()
         db.dispose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Callable
 
 from starlette.concurrency import run_in_threadpool
 
@@ -50,11 +51,14 @@ class ReloadCoordinator:
             logger.warning("could not record the reload request: other worker processes will not reload", exc_info=True)
         return self.models.reload()
 
-    async def watch(self, interval: float) -> None:
-        """Poll for reload requests made through other processes (runs until cancelled)."""
+    async def watch(self, interval: float, before: Callable[[], object] | None = None) -> None:
+        """Poll for reload requests made through other processes (runs until cancelled); ``before``
+        runs first on each round (the app uses it to create the tables once a database comes back)."""
         while True:
             await asyncio.sleep(interval)
             try:
+                if before is not None:
+                    await run_in_threadpool(before)
                 latest = await run_in_threadpool(self._latest)
             except Exception:
                 continue  # database down: /ready says so; try again later
