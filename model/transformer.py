@@ -355,6 +355,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
                 optimizer.step()
                 scheduler.step()
                 losses.append(float(loss.detach()))
+                if len(losses) % 25 == 0:
+                    logger.debug("epoch %d step %d/%d loss %.4f", epoch + 1, len(losses), len(batches), np.mean(losses[-25:]))
             record = {"epoch": epoch + 1, "train_loss": round(float(np.mean(losses)), 4), "seconds": round(time.perf_counter() - te, 1)}
             if len(va):
                 dl, _ = self._logits([ids[i] for i in va])

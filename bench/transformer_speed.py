@@ -1,0 +1,82 @@
+"""Inference speed and memory of a transformer model folder, per backend, through the router.
+
+    python -m bench.transformer_speed --model bench/results/transformer-corpus [--n 200]
+
+Each backend (torch float32, ONNX float32, ONNX int8) runs in its own process so that peak memory
+(ru_maxrss: load + warm-up + the runs) is its own. route() latency is measured one text at a time
+over the corpus test texts (p50 / p95, ms); throughput with route_batch in batches of 32 and 64.
+Prints its command and one table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def measure(model_dir: str, backend: str, n: int) -> dict:
+    from data.corpus import TEST_PATH, read_jsonl
+    from model.artifacts import load_model
+    from model.router import Router
+
+    t = time.perf_counter()
+    model = load_model(model_dir)
+    model.classifier.use_backend(backend)
+    router = Router(model)
+    load_s = time.perf_counter() - t
+    texts = [r["text"] for r in read_jsonl(TEST_PATH)]
+    texts = (texts * (1 + n // max(1, len(texts))))[:n]
+    for x in texts[:10]:
+        router.route(x)
+    lat = []
+    for x in texts:
+        t = time.perf_counter()
+        router.route(x)
+        lat.append((time.perf_counter() - t) * 1000)
+    out = {"backend": model.classifier.backend_, "load_s": round(load_s, 2), "p50_ms": round(statistics.median(lat), 1),
+           "p95_ms": round(sorted(lat)[int(0.95 * len(lat)) - 1], 1)}
+    for bs in (32, 64):
+        t = time.perf_counter()
+        for i in range(0, len(texts), bs):
+            router.route_batch(texts[i : i + bs])
+        out[f"batch{bs}_per_s"] = round(len(texts) / (time.perf_counter() - t), 1)
+    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0)
+    out["model_errors"] = router.model_errors
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="bench/results/transformer-corpus")
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--backend", action="append", help="torch, onnx, onnx-int8 (repeatable; default all)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.model, args.child, args.n)))
+        return
+    print("command: python -m bench.transformer_speed " + " ".join(sys.argv[1:]), flush=True)
+    rows = []
+    for backend in args.backend or ["torch", "onnx", "onnx-int8"]:
+        res = subprocess.run([sys.executable, "-m", "bench.transformer_speed", "--model", args.model, "--n", str(args.n), "--child", backend],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            rows.append({"backend": backend, "error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"})
+            continue
+        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    print(f"\n{args.model}: route() over {args.n} corpus test texts, one at a time, then route_batch")
+    print("| backend | load s | p50 ms | p95 ms | texts/s batch 32 | texts/s batch 64 | peak RSS MiB |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['backend']} | error: {r['error']} | | | | | |")
+        else:
+            print(f"| {r['backend']} | {r['load_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['batch32_per_s']} | {r['batch64_per_s']} | {r['peak_rss_mib']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
