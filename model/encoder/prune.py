@@ -155,7 +155,7 @@ def prune_vocabulary(src: str | Path, out: str | Path, texts: Sequence[str], cjk
     else:
         raise ValueError(f"{src}: vocabulary pruning supports Unigram and WordPiece tokenizers, not {kind}")
     prefixed = [prefix + t for t in texts]
-    old_ids = tok(prefixed, add_special_tokens=True)["input_ids"]
+    old_ids = tok(prefixed, add_special_tokens=True, verbose=False)["input_ids"]
     used = {i for ids in old_ids for i in ids}
     special = set(tok.all_special_ids) | {t["id"] for t in spec.get("added_tokens", [])}
     kept = sorted(used | special | margin_ids(pieces, scores, cjk_margin))
@@ -186,7 +186,7 @@ def prune_vocabulary(src: str | Path, out: str | Path, texts: Sequence[str], cjk
     (out / "tokenizer.json").write_text(json.dumps(pruned_tokenizer_spec(spec, kept), ensure_ascii=False), encoding="utf-8")
 
     new_tok = AutoTokenizer.from_pretrained(out)
-    new_ids = new_tok(prefixed, add_special_tokens=True)["input_ids"]
+    new_ids = new_tok(prefixed, add_special_tokens=True, verbose=False)["input_ids"]
     same = sum(n == [old2new[i] for i in o] for n, o in zip(new_ids, old_ids))
     unk = new_tok.unk_token_id
     report = {
