@@ -45,7 +45,7 @@ from model.encoder.hf_folder import load_encoder
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_MODEL = "models/base/e5-small-zh"
-ENCODER_DIR, HEADS_FILE, META_FILE = "encoder", "heads.safetensors", "transformer.json"
+ENCODER_DIR, HEADS_FILE, META_FILE, LINEAR_FILE = "encoder", "heads.safetensors", "transformer.json", "linear.joblib"
 ONNX_FILE, ONNX_INT8_FILE = "model.onnx", "model.int8.onnx"
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 
@@ -200,6 +200,10 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
     onnx_batch_size : int, default 1
         The same for the ONNX backends: on 2 CPU cores onnxruntime was fastest one text at a time
         (65.8 texts/s at 1, 54.9 at 8, 30.7 at 64, int8, corpus test texts).
+    ensemble_linear : bool, default False
+        Also fit :class:`model.linear.LinearTextClassifier` and serve the weighted mean of both models'
+        probabilities; the weight is chosen on the validation split (accuracy + macro-F1) with the
+        linear model fit without those rows, then the linear model is refit on every row.
     random_state : int, default 0
     progress : bool, default False
         Show tqdm progress bars while training.
@@ -216,6 +220,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         Calibrated out-of-sample probabilities on the validation split (thresholds are chosen on them).
     backend_ : str
         The inference backend in use.
+    linear_, ensemble_weight_ : LinearTextClassifier or None, float
+        With ``ensemble_linear``: the linear model and the transformer's weight (1.0 = transformer only).
     """
 
     model_class = "transformer"
@@ -246,6 +252,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         backend: str = "auto",
         eval_batch_size: int = 64,
         onnx_batch_size: int = 1,
+        ensemble_linear: bool = False,
         random_state: int = 0,
         progress: bool = False,
     ):
@@ -273,6 +280,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         self.backend = backend
         self.eval_batch_size = eval_batch_size
         self.onnx_batch_size = onnx_batch_size
+        self.ensemble_linear = ensemble_linear
         self.random_state = random_state
         self.progress = progress
 
@@ -394,10 +402,37 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
                 if self.channels_ and known.any():
                     self.channel_temperature_ = fit_temperature(cl[known], c[va][known])
             self.validation_proba_ = self._combine(dl, cl)
+        self.linear_, self.ensemble_weight_ = None, 1.0
+        if self.ensemble_linear:
+            self._fit_linear(texts, labels, tr, va)
         self.backend_ = "torch"
         self.n_params_ = int(sum(p.numel() for p in net.parameters()))
         self.fit_seconds_ = round(time.perf_counter() - t0, 1)
         return self
+
+    def _fit_linear(self, texts: list[str], labels: np.ndarray, tr: np.ndarray, va: np.ndarray) -> None:
+        """Choose the ensemble weight on the validation split, then refit the linear model on all rows."""
+        from model.linear import LinearTextClassifier
+
+        def make():
+            return LinearTextClassifier(channel_of=self.channel_map or None, random_state=self.random_state)
+
+        if len(va):
+            lin = make().fit([texts[i] for i in tr], labels[tr])
+            if list(lin.classes_) == list(self.classes_):
+                p_lin = lin.predict_proba([texts[i] for i in va])
+                y = np.searchsorted(self.classes_, labels[va])
+                best = -1.0
+                for w in np.linspace(0.0, 1.0, 21):
+                    pred = (w * self.validation_proba_ + (1 - w) * p_lin).argmax(1)
+                    score = accuracy_score(y, pred) + f1_score(y, pred, average="macro", labels=np.unique(y), zero_division=0)
+                    if score > best + 1e-9:
+                        best, self.ensemble_weight_ = score, round(float(w), 3)
+                self.validation_proba_ = self.ensemble_weight_ * self.validation_proba_ + (1 - self.ensemble_weight_) * p_lin
+            else:  # a label missing from the smaller fit: keep the transformer alone
+                logger.warning("ensemble weight not chosen: the linear model saw fewer labels without the validation rows")
+        self.linear_ = make().fit(texts, labels)
+        logger.info("ensemble with the linear model: transformer weight %.2f", self.ensemble_weight_)
 
     def _split(self, y: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         idx = np.arange(len(y))
@@ -498,8 +533,19 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities, shape (n_texts, n_classes), columns in ``classes_`` order."""
         check_is_fitted(self, "classes_")
-        dl, cl = self._logits(self._tokenize(list(texts)))
-        return self._combine(dl, cl)
+        texts = list(texts)
+        linear, w = getattr(self, "linear_", None), getattr(self, "ensemble_weight_", 1.0)
+        p = self._combine(*self._logits(self._tokenize(texts))) if w > 0 or linear is None else 0.0
+        if linear is not None and w < 1:
+            p = w * p + (1 - w) * linear.predict_proba(texts)
+        return p
+
+    def explain(self, text: str, label: str, top_k: int = 5) -> list[tuple[str, float]]:
+        """With ``ensemble_linear``: the linear model's most influential terms of ``text`` for ``label``
+        (see :meth:`model.linear.LinearTextClassifier.explain`); otherwise none ([])."""
+        check_is_fitted(self, "classes_")
+        linear = getattr(self, "linear_", None)
+        return linear.explain(text, label, top_k=top_k) if linear is not None else []
 
     def predict_channel_proba(self, texts: Sequence[str]) -> np.ndarray:
         """The channel head alone: calibrated probabilities (n_texts, len(channels_))."""
@@ -541,9 +587,15 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             "history": self.history_,
             "n_params": self.n_params_,
             "fit_seconds": getattr(self, "fit_seconds_", None),
+            "ensemble_weight": getattr(self, "ensemble_weight_", 1.0),
         }
+        (out / LINEAR_FILE).unlink(missing_ok=True)
+        if getattr(self, "linear_", None) is not None:
+            import joblib
+
+            joblib.dump(self.linear_, out / LINEAR_FILE, compress=3)
         (out / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-        return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and (p.parent == enc_dir or p.name in (HEADS_FILE, META_FILE, ONNX_FILE, ONNX_INT8_FILE)))
+        return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and (p.parent == enc_dir or p.name in (HEADS_FILE, META_FILE, ONNX_FILE, ONNX_INT8_FILE, LINEAR_FILE)))
 
     @classmethod
     def from_pretrained(cls, path: str | Path, backend: str | None = None) -> "TransformerTextClassifier":
@@ -565,6 +617,12 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         clf.history_ = meta.get("history", [])
         clf.n_params_ = meta.get("n_params")
         clf.path_ = path
+        clf.ensemble_weight_ = float(meta.get("ensemble_weight", 1.0))
+        clf.linear_ = None
+        if (path / LINEAR_FILE).exists():
+            import joblib
+
+            clf.linear_ = joblib.load(path / LINEAR_FILE)
         clf.tokenizer_ = AutoTokenizer.from_pretrained(path / ENCODER_DIR)
         clf.backend_ = clf._choose_backend(path)
         if clf.backend_ == "torch":

@@ -87,6 +87,18 @@ def test_save_and_load_round_trip(fitted, tmp_path):
     assert again.backend_ == "torch" and list(again.classes_) == list(fitted.classes_)
 
 
+def test_ensemble_with_the_linear_model_round_trips_and_explains(unigram_base, tmp_path):
+    clf = TransformerTextClassifier(base_model=str(unigram_base), channel_map=CHANNELS, ensemble_linear=True, **dict(FAST, epochs=2)).fit(TEXTS, LABELS)
+    assert 0.0 <= clf.ensemble_weight_ <= 1.0 and clf.linear_ is not None
+    texts = ["小区停水了，什么时候来水", "手机被偷了"]
+    proba = clf.predict_proba(texts)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
+    assert clf.explain(texts[0], "utilities")  # the linear part names the terms
+    assert "linear.joblib" in clf.save_pretrained(tmp_path / "m")
+    again = TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch")
+    np.testing.assert_allclose(again.predict_proba(texts), proba, atol=1e-5)
+
+
 def test_any_local_bert_checkpoint_works_as_base(tmp_path):
     """A bert-base-chinese-like folder (WordPiece, no prefix file), randomly initialised here."""
     base = make_wordpiece_base(tmp_path / "tiny-bert")
