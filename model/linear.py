@@ -293,9 +293,10 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
         if coef.shape[0] == 1 and idx == 0:
             row = -row
         names = self._feature_names()
-        contrib = [(names[j], float(v * row[j])) for j, v in zip(X.indices, X.data)]
-        contrib = [c for c in contrib if c[1] > 0]
-        contrib.sort(key=lambda c: -c[1])
+        weights = X.data * row[X.indices]
+        order = np.argsort(-weights)
+        order = order[weights[order] > 0][: top_k * 6]  # enough candidates after dropping contained terms
+        contrib = [(str(names[X.indices[i]]), float(weights[i])) for i in order]
         # Prefer longer terms: drop a term contained in one already chosen.
         out: list[tuple[str, float]] = []
         for term, w in contrib:
