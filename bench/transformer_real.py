@@ -46,6 +46,8 @@ CONFIGS = {
     "balanced": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=8, class_weight="balanced", max_length=128),
     "frozen-emb": dict(lr_encoder=5e-5, lr_head=1e-3, epochs=3, class_weight=None, lr_embeddings=0.0, max_length=128),
     "6-layer": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=4, class_weight="sqrt", max_length=128, num_layers=6),
+    "12-layer-long": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=10, early_stopping_patience=3, class_weight="sqrt", max_length=128),
+    "6-layer-long": dict(lr_encoder=1.5e-4, lr_head=2e-3, epochs=12, early_stopping_patience=3, class_weight="sqrt", max_length=128, num_layers=6),
 }
 
 

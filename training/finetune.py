@@ -140,6 +140,9 @@ def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) 
     ]
     if note:
         lines += [f"**Base weights:** {note}", ""]
+    if getattr(clf, "linear_", None) is not None:
+        lines += [f"**Ensemble:** probabilities are {clf.ensemble_weight_:.2f} × transformer + {1 - clf.ensemble_weight_:.2f} × the linear model "
+                  "(`linear.joblib`, weight chosen on the validation split); the linear model's terms explain decisions.", ""]
     lines += [
         "## Training",
         f"- files: {', '.join(f'`{d}`' for d in cfg.data)} (columns `{cfg.text_column}` → `{cfg.label_column}`); rows {m['train_rows']}, skipped {m['skipped_rows']}",
