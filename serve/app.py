@@ -10,8 +10,11 @@ creates the database tables, and warms the router. Resources:
 ``POST /v1/feedback``                  call_taker              what the call-taker did
 ``GET /v1/model``                      any key                 the model being served
 ``POST /v1/admin/reload``              admin                   hot reload of the promoted model
+``GET /v1/reviews[/stats|/{id}]``      supervisor              the review queue (filters, pages), statistics
+``POST /v1/reviews/{id}``              supervisor              confirm or correct (409 if decided, unless reopen)
 ``GET /health`` ``/ready`` ``/metrics``  none                    liveness, readiness, Prometheus
 ``GET /``                              none (page asks a key)  the call-taker page
+``GET /review``                        none (page asks a key)  the supervisor page
 =====================================  ======================  ===========================================
 
 Errors are always JSON ``{"detail": "...", "errors"?: [...]}``, never a stack trace.
@@ -19,7 +22,7 @@ Errors are always JSON ``{"detail": "...", "errors"?: [...]}``, never a stack tr
 >>> from serve.config import Settings
 >>> app = create_app(Settings(database_url="sqlite://"))
 >>> sorted(p for p in app.openapi()["paths"] if p.startswith("/v1"))
-['/v1/admin/reload', '/v1/feedback', '/v1/model', '/v1/route', '/v1/route/batch']
+['/v1/admin/reload', '/v1/feedback', '/v1/model', '/v1/reviews', '/v1/reviews/stats', '/v1/reviews/{review_id}', '/v1/route', '/v1/route/batch']
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ from serve.logs import configure_logging
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.middleware import BodyGuard, CatchAll
 from serve.reloads import ReloadCoordinator
-from serve.routes import feedback, health, model, pages, routing
+from serve.routes import feedback, health, model, pages, reviews, routing
 from serve.routes.pages import STATIC_DIR
 from serve.state import ModelHolder
 
@@ -152,7 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyGuard, max_bytes=settings.max_batch * (settings.max_text_chars * 6 + 512) + 4096)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
-    for module in (routing, feedback, model, health, pages):
+    for module in (routing, feedback, reviews, model, health, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

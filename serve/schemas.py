@@ -214,3 +214,116 @@ class ErrorOut(BaseModel):
 
     detail: str
     errors: list[dict[str, Any]] | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Supervisor review queue
+# --------------------------------------------------------------------------------------------------
+ReviewStatus = Literal["pending", "decided"]
+Trigger = Literal["needs_review", "override", "feedback"]
+
+
+class ReviewOut(BaseModel):
+    """One case in the review queue (masked text only): the suggestion and, once decided, the decision."""
+
+    id: int
+    call_id: str | None
+    trigger: Trigger = Field(..., description="needs_review: low confidence; override: a danger rule overruled the model; feedback: the call-taker did otherwise")
+    text_masked: str = Field(..., description="The call summary with personal data replaced by placeholders ([手机号] …)")
+    channel: Channel = Field(..., description="Suggested channel")
+    department: str = Field(..., description="Suggested department")
+    department_name: str
+    confidence: float
+    channel_confidence: float
+    source: Source
+    danger: bool
+    model_department: str | None = Field(None, description="The model's own department before a danger override")
+    reasons: list[str]
+    alternatives: list[AlternativeOut]
+    model_version: str | None
+    feedback_channel: Channel | None = Field(None, description="The call-taker's route (trigger feedback)")
+    feedback_department: str | None = None
+    feedback_department_name: str | None = None
+    operator: str | None = Field(None, description="The call-taker (trigger feedback)")
+    created_at: datetime
+    status: ReviewStatus
+    decision: Literal["confirm", "correct"] | None = None
+    decided_channel: Channel | None = None
+    decided_department: str | None = None
+    decided_department_name: str | None = None
+    comment: str | None = None
+    decided_by: str | None = Field(None, description="Operator and role of the deciding key (its fingerprint, never the key)")
+    decided_at: datetime | None = None
+
+
+class ReviewList(BaseModel):
+    """A page of the queue, least confident first; ``total`` counts every item matching the filters."""
+
+    items: list[ReviewOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class ReviewDecisionRequest(_In):
+    """A supervisor's decision on one review item.
+
+    ``confirm``: the suggestion was right. ``correct``: the call belongs to ``department`` (of the
+    served taxonomy; ``channel`` is derived from it and, if given, must match). A decided item is
+    only changed with ``reopen: true`` (otherwise 409); the replaced decision is returned.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"decision": "correct", "department": "utilities", "comment": "停水属于供水", "operator": "S003"}, {"decision": "confirm"}]},
+    )
+
+    decision: Literal["confirm", "correct"]
+    channel: ChannelIn | None = None
+    department: str | None = Field(None, min_length=1, max_length=128)
+    comment: str | None = Field(None, max_length=1000)
+    operator: str | None = Field(None, max_length=32, description="The supervisor's own id, recorded in decided_by beside the key's role")
+    reopen: bool = Field(False, description="Change a decision made earlier (without it a decided item answers 409)")
+
+
+class PastDecisionOut(BaseModel):
+    decision: Literal["confirm", "correct"]
+    channel: Channel | None
+    department: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    comment: str | None = None
+
+
+class ReviewDecisionResponse(ReviewOut):
+    replaced: PastDecisionOut | None = Field(None, description="The earlier decision this one replaced (reopen)")
+
+
+class CorrectionCounts(BaseModel):
+    """Decided reviews of one suggested department or channel."""
+
+    key: str = Field(..., description="Department code or channel")
+    name: str
+    decided: int
+    corrected: int = Field(..., description="Decided 'correct': the supervisor changed the suggested department")
+    correction_rate: float = Field(..., description="corrected / decided (0 when none decided)")
+    channel_changed: int = Field(..., description="Of those, moved to the other channel (110 ↔ 12345)")
+
+
+class HistogramBin(BaseModel):
+    low: float
+    high: float = Field(..., description="Exclusive, except for the last bin (1.0)")
+    count: int
+
+
+class ReviewStatsOut(BaseModel):
+    """How often supervisors changed the suggestion, and how confident the pending items are."""
+
+    pending: int
+    decided: int
+    corrected: int
+    correction_rate: float
+    channel_changed: int
+    by_department: list[CorrectionCounts]
+    by_channel: list[CorrectionCounts]
+    pending_confidence_histogram: list[HistogramBin]

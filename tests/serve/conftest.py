@@ -3,10 +3,13 @@ thread, and tests talk to it with httpx over the socket."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import threading
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -15,6 +18,10 @@ import uvicorn
 
 from serve.app import create_app
 from serve.config import Settings
+from serve.db import make_engine
+
+PG = os.environ.get("HOTLINE_TEST_POSTGRES_URL")  # .ci/run sets it; PostgreSQL tests skip without it
+PG_SKIP = "HOTLINE_TEST_POSTGRES_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test); .ci/run sets it"
 
 
 def free_port() -> int:
@@ -99,3 +106,31 @@ def copy_model(src: Path, dest: Path, version: str | None = None) -> Path:
         cfg["version"] = version
         (dest / "config.json").write_text(json.dumps(cfg, ensure_ascii=False), encoding="utf-8")
     return dest
+
+
+@contextmanager
+def postgres_schema():
+    """A fresh schema on the PostgreSQL server of ``HOTLINE_TEST_POSTGRES_URL``, dropped afterwards.
+    Yields (schema, URL whose search_path is that schema). Stop servers using it before leaving."""
+    from sqlalchemy import text
+
+    schema = f"hotline_test_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(PG).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG else "?"
+    try:
+        yield schema, f"{PG}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_schema():
+    """(schema, url) of a per-test PostgreSQL schema; skips without ``HOTLINE_TEST_POSTGRES_URL``."""
+    if not PG:
+        pytest.skip(PG_SKIP)
+    with postgres_schema() as found:
+        yield found

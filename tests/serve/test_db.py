@@ -1,15 +1,13 @@
 """The database layer: what is stored, masking, transactions; SQLite by default and PostgreSQL by URL."""
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
 from sqlalchemy import select, text
 
 from model.router import Alternative, Decision
 from serve.db import Database, ReviewItem, RoutedCall, make_engine
 from serve.store import RoutedText, UnknownCall, record_feedback, record_routes, review_trigger
+from tests.serve.conftest import PG
 
 
 def decision(**kw) -> Decision:
@@ -111,22 +109,7 @@ def test_unreachable_database_is_reported_without_password():
 # --------------------------------------------------------------------------------------------------
 # PostgreSQL, against the real server (.ci/run sets HOTLINE_TEST_POSTGRES_URL)
 # --------------------------------------------------------------------------------------------------
-PG = os.environ.get("HOTLINE_TEST_POSTGRES_URL")
-
-
-@pytest.fixture
-def pg_schema():
-    if not PG:
-        pytest.skip("HOTLINE_TEST_POSTGRES_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test); .ci/run sets it")
-    schema = f"hotline_test_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG else "?"
-    yield schema, f"{PG}{sep}options=-csearch_path%3D{schema}"
-    with admin.connect() as c:
-        c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+# the pg_schema fixture (a per-test schema) is in tests/serve/conftest.py
 
 
 @pytest.mark.postgres
