@@ -1,4 +1,4 @@
-"""The call-taker page at ``/`` (plain HTML and JavaScript in ``serve/static``; no build step)."""
+"""The call-taker page at ``/`` and the supervisor page at ``/review`` (plain HTML and JavaScript in ``serve/static``; no build step)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,3 +13,8 @@ router = APIRouter(include_in_schema=False)
 @router.get("/")
 async def call_taker_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+
+@router.get("/review")
+async def supervisor_page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "review.html", media_type="text/html; charset=utf-8")
