@@ -399,6 +399,41 @@ def models(
         )
 
 
+@app.command("export-reviews")
+def export_reviews(
+    out: Path = typer.Option(..., "--out", help="File to write: .jsonl or .csv (by the suffix)"),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Database to read (default HOTLINE_DATABASE_URL, sqlite:///hotline.db)"),
+) -> None:
+    """Decided reviews and contradicting feedback as labelled, masked rows for `hotline retrain --new-data`."""
+    _setup_logging(False)
+    from collections import Counter
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from serve.config import get_settings
+    from serve.db import Database
+    from serve.reviews_store import labelled_rows, write_labelled_rows
+
+    with _user_errors():
+        if out.suffix.lower() not in (".jsonl", ".csv"):
+            raise ValueError(f"{out}: the export format follows the suffix; use .jsonl or .csv")
+        db = Database(database_url or get_settings().database_url, create=False)
+        problem = db.ping()
+        if problem:
+            raise ValueError(problem)
+        try:
+            with db.session() as s:
+                rows = labelled_rows(s)
+        except SQLAlchemyError as exc:
+            raise ValueError(f"cannot read the review queue ({type(exc).__name__}); is this the API's database?") from None
+        finally:
+            db.dispose()
+        write_labelled_rows(rows, out)
+    by_source = Counter(r["source"] for r in rows)
+    typer.echo(f"wrote {len(rows)} labelled rows to {out} ({by_source['review']} from decided reviews, {by_source['feedback']} from contradicting feedback)")
+    typer.echo(f"retrain with: hotline retrain --base-data data/corpus/train.jsonl --new-data {out} --test-data TEST --out DIR")
+
+
 @base_app.command("build")
 def base_model_build(
     out: Path = typer.Option(Path("models/base/e5-small-q4"), "--out", help="Folder to write the Hugging Face model to"),
