@@ -148,6 +148,7 @@ def decide_review(
 
     ``confirm`` records the suggestion as the right route (``channel``/``department`` ignored);
     ``correct`` records ``channel``/``department`` (validated by the caller against the taxonomy).
+    ``comment`` is free text and is masked before it is stored.
     Raises :class:`ReviewNotFound`; :class:`InvalidDecision` for ``confirm`` with a route other than
     the suggestion, or ``correct`` to the suggested department; :class:`AlreadyDecided` when the
     item is decided and ``reopen`` is false (or another supervisor decided it a moment earlier).
@@ -174,7 +175,7 @@ def decide_review(
             channel, department = item.channel, item.department
         values = dict(
             status=DECIDED, decision=decision, decided_channel=channel, decided_department=department,
-            comment=comment, decided_by=decided_by, decided_at=datetime.now(timezone.utc),
+            comment=mask_pii(comment) if comment else None, decided_by=decided_by, decided_at=datetime.now(timezone.utc),
         )
         stmt = update(ReviewItem).where(ReviewItem.id == review_id, guard).values(**values).execution_options(synchronize_session=False)
         if session.execute(stmt).rowcount != 1:

@@ -179,8 +179,9 @@ def test_decisions_are_validated(rsrv):
     assert rsrv.client.get(f"/v1/reviews/{item['id']}", headers=SV).json()["status"] == "pending"
     assert decide(rsrv, 10**9, decision="confirm").status_code == 404
     assert rsrv.client.get(f"/v1/reviews/{10**9}", headers=SV).status_code == 404
-    r = decide(rsrv, item["id"], decision="correct", department=dep, channel=int(channel))  # channel as a number is fine
+    r = decide(rsrv, item["id"], decision="correct", department=dep, channel=int(channel), comment=f"已回拨{PHONE}核实")  # channel as a number is fine
     assert r.status_code == 200 and r.json()["decided_channel"] == channel
+    assert PHONE not in r.json()["comment"] and "[手机号]" in r.json()["comment"]  # free text is masked before it is stored
 
 
 def test_two_supervisors_deciding_at_once_one_wins(rsrv):
