@@ -55,7 +55,7 @@ class TrainConfig:
     target_auto_accuracy: float = 0.95
     C: float = 0.5
     char_ngram_range: tuple[int, int] = (1, 3)
-    word_ngram_range: tuple[int, int] = (1, 2)
+    word_ngram_range: tuple[int, int] = (1, 1)
     channel_head: bool = True  # a binary 110-vs-12345 head blended into P(110)
     test_data: list[str] = field(default_factory=list)
     base_model: str | None = None  # transformer: a local Hugging Face folder (default models/base/e5-small-zh)
