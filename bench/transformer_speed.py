@@ -5,7 +5,8 @@
 Each backend (torch float32, ONNX float32, ONNX int8) runs in its own process so that peak memory
 (ru_maxrss: load + warm-up + the runs) is its own. route() latency is measured one text at a time
 over the corpus test texts (p50 / p95, ms); throughput with route_batch in batches of 32 and 64.
-Prints its command and one table.
+The 2 cores are shared with other work, so each backend runs ``--rounds`` times, interleaved, and the
+table keeps each backend's least disturbed round (lowest p50). Prints its command and one table.
 """
 from __future__ import annotations
 
@@ -54,21 +55,26 @@ def main() -> None:
     ap.add_argument("--model", default="bench/results/transformer-corpus")
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--backend", action="append", help="torch, onnx, onnx-int8 (repeatable; default all)")
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(measure(args.model, args.child, args.n)))
         return
     print("command: python -m bench.transformer_speed " + " ".join(sys.argv[1:]), flush=True)
-    rows = []
-    for backend in args.backend or ["torch", "onnx", "onnx-int8"]:
-        res = subprocess.run([sys.executable, "-m", "bench.transformer_speed", "--model", args.model, "--n", str(args.n), "--child", backend],
-                             capture_output=True, text=True)
-        if res.returncode != 0:
-            rows.append({"backend": backend, "error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"})
-            continue
-        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
-    print(f"\n{args.model}: route() over {args.n} corpus test texts, one at a time, then route_batch")
+    best: dict[str, dict] = {}
+    for _ in range(args.rounds):
+        for backend in args.backend or ["torch", "onnx", "onnx-int8"]:
+            res = subprocess.run([sys.executable, "-m", "bench.transformer_speed", "--model", args.model, "--n", str(args.n), "--child", backend],
+                                 capture_output=True, text=True)
+            if res.returncode != 0:
+                best.setdefault(backend, {"backend": backend, "error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"})
+                continue
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            if "p50_ms" not in best.get(backend, {}) or r["p50_ms"] < best[backend]["p50_ms"]:
+                best[backend] = r
+    rows = list(best.values())
+    print(f"\n{args.model}: route() over {args.n} corpus test texts, one at a time, then route_batch; best of {args.rounds} rounds")
     print("| backend | load s | p50 ms | p95 ms | texts/s batch 32 | texts/s batch 64 | peak RSS MiB |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
