@@ -4,7 +4,6 @@
 "use strict";
 
 const DEBOUNCE_MS = 300;
-const $ = (id) => document.getElementById(id);
 const SOURCE_NAMES = { model: "模型判断", rules: "规则判断", override: "危险信号覆盖" };
 const ALT_SOURCE_NAMES = { model: "模型", rules: "规则", "model+rules": "模型+规则" };
 
@@ -22,26 +21,7 @@ function newCallId() {
 
 function apiKey() { return sessionStorage.getItem("hotline-api-key") || ""; }
 
-async function api(path, body, signal) {
-  const headers = { "Content-Type": "application/json" };
-  const key = apiKey();
-  if (key) headers["Authorization"] = "Bearer " + key;
-  const resp = await fetch(path, { method: body === undefined ? "GET" : "POST", headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
-  let data = null;
-  try { data = await resp.json(); } catch (e) { data = null; }
-  if (!resp.ok) {
-    const err = new Error((data && data.detail) || ("HTTP " + resp.status));
-    err.status = resp.status;
-    throw err;
-  }
-  return data;
-}
-
-function showError(message) {
-  const el = $("error");
-  el.textContent = message || "";
-  el.hidden = !message;
-}
+async function api(path, body, signal) { return request(path, body, apiKey(), signal); }
 
 function explain(err) {
   if (err.status === 401) { $("settings").hidden = false; return "需要有效的 API 密钥：请在“设置”中填写"; }

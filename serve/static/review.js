@@ -5,7 +5,6 @@
 // Plain JavaScript, no build step. All server text is inserted with textContent (never as HTML).
 "use strict";
 
-const $ = (id) => document.getElementById(id);
 const SVG_NS = "http://www.w3.org/2000/svg";
 const LIMIT = 50;
 const KEY_STORE = "hotline-supervisor-key";
@@ -31,26 +30,7 @@ function deptName(code) {
   return d ? d.name : code;
 }
 
-async function api(path, body) {
-  const headers = { "Content-Type": "application/json" };
-  const key = apiKey();
-  if (key) headers["Authorization"] = "Bearer " + key;
-  const resp = await fetch(path, { method: body === undefined ? "GET" : "POST", headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  let data = null;
-  try { data = await resp.json(); } catch (e) { data = null; }
-  if (!resp.ok) {
-    const err = new Error((data && data.detail) || ("HTTP " + resp.status));
-    err.status = resp.status;
-    throw err;
-  }
-  return data;
-}
-
-function showError(message) {
-  const el = $("error");
-  el.textContent = message || "";
-  el.hidden = !message;
-}
+async function api(path, body) { return request(path, body, apiKey()); }
 
 function explain(err) {
   if (err.status === 401) { $("settings").hidden = false; return "需要有效的班长 API 密钥：请在“设置”中填写"; }

@@ -1,0 +1,26 @@
+// Shared by the call-taker page (/) and the supervisor page (/review): element lookup, JSON requests
+// with the page's API key, and the error banner. Plain JavaScript, no build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+// GET when body is undefined, else POST the body as JSON. Throws an Error with .status on a non-2xx answer.
+async function request(path, body, key, signal) {
+  const headers = { "Content-Type": "application/json" };
+  if (key) headers["Authorization"] = "Bearer " + key;
+  const resp = await fetch(path, { method: body === undefined ? "GET" : "POST", headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+  let data = null;
+  try { data = await resp.json(); } catch (e) { data = null; }
+  if (!resp.ok) {
+    const err = new Error((data && data.detail) || ("HTTP " + resp.status));
+    err.status = resp.status;
+    throw err;
+  }
+  return data;
+}
+
+function showError(message) {
+  const el = $("error");
+  el.textContent = message || "";
+  el.hidden = !message;
+}
