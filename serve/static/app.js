@@ -30,19 +30,6 @@ function explain(err) {
   return "服务暂时不可用：" + err.message;
 }
 
-async function checkHealth() {
-  const pill = $("status");
-  try {
-    const h = await api("/health");
-    pill.className = "pill " + h.status;
-    pill.textContent = h.status === "ok" ? "模型正常 · " + (h.model_version || "") : "降级运行：仅规则";
-    pill.title = h.reason || "";
-  } catch (e) {
-    pill.className = "pill degraded";
-    pill.textContent = "服务无响应";
-  }
-}
-
 async function loadModelInfo() {
   try {
     const info = await api("/v1/model");

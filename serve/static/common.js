@@ -24,3 +24,17 @@ function showError(message) {
   el.textContent = message || "";
   el.hidden = !message;
 }
+
+// The status pill: model version, or "degraded" (rules only), or no answer. /health needs no key.
+async function checkHealth() {
+  const pill = $("status");
+  try {
+    const h = await request("/health");
+    pill.className = "pill " + h.status;
+    pill.textContent = h.status === "ok" ? "模型正常 · " + (h.model_version || "") : "降级运行：仅规则";
+    pill.title = h.reason || "";
+  } catch (e) {
+    pill.className = "pill degraded";
+    pill.textContent = "服务无响应";
+  }
+}

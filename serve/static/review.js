@@ -43,19 +43,6 @@ function explain(err) {
 // ------------------------------------------------------------------------------------------------
 // Loading
 // ------------------------------------------------------------------------------------------------
-async function checkHealth() {
-  const pill = $("status");
-  try {
-    const h = await api("/health");
-    pill.className = "pill " + h.status;
-    pill.textContent = h.status === "ok" ? "模型正常 · " + (h.model_version || "") : "降级运行：仅规则";
-    pill.title = h.reason || "";
-  } catch (e) {
-    pill.className = "pill degraded";
-    pill.textContent = "服务无响应";
-  }
-}
-
 async function loadModelInfo() {
   const info = await api("/v1/model");
   departments = info.taxonomy.departments;

@@ -30,6 +30,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_hotline_serve(tmp_path: Path, env: dict, *args: str, poll: float = 0.2):
+    """Run `hotline serve` as a real process on a free loopback port; return (process, base URL) once
+    /ready answers 200. Its output goes to tmp_path/server.log, shown if it fails to start."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    log = open(tmp_path / "server.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "serve.cli", "serve", "--port", str(port), *args], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError((tmp_path / "server.log").read_text())
+        time.sleep(poll)
+
+
 class LiveServer:
     """uvicorn running ``create_app(settings)`` in a thread; ``.url``, ``.client``, ``.app``."""
 

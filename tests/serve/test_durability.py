@@ -23,7 +23,7 @@ from sqlalchemy import select, text
 
 from serve.db import Database, Feedback, ReviewItem, RoutedCall
 from tests.factories import TINY
-from tests.serve.conftest import PG, PG_SKIP, free_port, postgres_schema
+from tests.serve.conftest import PG, PG_SKIP, postgres_schema, start_hotline_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 CT, SV = "ct-dur-4f1a", "sv-dur-8b2c"
@@ -100,21 +100,7 @@ def _serve(tmp_path: Path, database_url: str, model_dir: Path) -> tuple[subproce
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
     env.update(PYTHONPATH=str(ROOT), HOTLINE_DATABASE_URL=database_url, HOTLINE_MODEL_DIR=str(model_dir), HOTLINE_REGISTRY_DIR=str(tmp_path / "models"),
                HOTLINE_REVIEW_THRESHOLD="1.01", HOTLINE_API_KEYS=f"{CT}:call_taker,{SV}:supervisor")
-    port = free_port()
-    log = open(tmp_path / "server.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "serve.cli", "serve", "--port", str(port)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError((tmp_path / "server.log").read_text())
-        time.sleep(0.1)
+    return start_hotline_serve(tmp_path, env, poll=0.1)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

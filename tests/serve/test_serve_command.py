@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from model.registry import register
-from tests.serve.conftest import copy_model, free_port
+from tests.serve.conftest import copy_model, start_hotline_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "ad-serve-cmd-93c1e0"
@@ -29,21 +29,7 @@ def test_refuses_a_public_interface_without_keys(tmp_path):
 
 
 def _start(tmp_path, env, *args) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    log = open(tmp_path / "server.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "serve.cli", "serve", "--port", str(port), *args], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError((tmp_path / "server.log").read_text())
-        time.sleep(0.2)
+    return start_hotline_serve(tmp_path, env, *args)
 
 
 @pytest.fixture(scope="module")
