@@ -30,6 +30,7 @@ _SIMP = (
 assert len(_TRAD) == len(_SIMP), (len(_TRAD), len(_SIMP))
 _TABLE = {ord(t): s for t, s in zip(_TRAD, _SIMP) if t != s}
 _TABLE[ord("著")] = "着"
+_TABLE[ord("廚")] = "厨"
 
 
 def to_simplified(text: str) -> str:

@@ -117,11 +117,17 @@ class Router:
         """Route many texts; the model scores them in one batch."""
         clean = [normalize_text(t) for t in texts]
         matches = [self.rules.matches(t) for t in clean]
-        proba = None
+        proba = features = None
         model_failed = False
         if self.model is not None and clean:
+            classifier = self.model.classifier
             try:
-                proba = self.model.classifier.predict_proba(clean)
+                if hasattr(classifier, "predict_proba_features"):  # the linear model: features once, for scores and reasons
+                    X = classifier.transform(clean)
+                    proba = classifier.predict_proba_features(X)
+                    features = classifier.feature_rows(X)
+                else:
+                    proba = classifier.predict_proba(clean)
             except Exception:  # a model bug must not drop a live call: fall back to rules, count it
                 logger.exception("model failed on a batch of %d texts; falling back to rules", len(clean))
                 with self._lock:
@@ -130,7 +136,7 @@ class Router:
         out = []
         for i, text in enumerate(clean):
             if proba is not None:
-                out.append(self._with_model(text, proba[i : i + 1], matches[i]))
+                out.append(self._with_model(text, proba[i : i + 1], matches[i], None if features is None else features[i]))
             else:
                 out.append(self._rules_only(text, matches[i], model_failed))
         return out
@@ -155,7 +161,7 @@ class Router:
             links |= {link for m in matches if m.kind == "danger" for link in m.links}
         return sorted(links, key=int)
 
-    def _with_model(self, text: str, proba: np.ndarray, matches: list[RuleMatch]) -> Decision:
+    def _with_model(self, text: str, proba: np.ndarray, matches: list[RuleMatch], features=None) -> Decision:
         classifier = self.model.classifier
         classes = [str(c) for c in classifier.classes_]
         chan, dep, conf, p110 = decide(proba, classes, self.taxonomy, self.channel_110)
@@ -186,7 +192,8 @@ class Router:
             terms = []
             if hasattr(classifier, "explain"):
                 try:
-                    terms = [t for t, _ in classifier.explain(text, department, top_k=self.explain_terms)]
+                    kw = {} if features is None else {"features": features}
+                    terms = [t for t, _ in classifier.explain(text, department, top_k=self.explain_terms, **kw)]
                 except Exception:
                     logger.debug("explain failed", exc_info=True)
             reasons.append(f"模型判断为{self._name(department)}（置信度 {confidence:.0%}）" + (f"，关键词：{'、'.join(terms)}" if terms else ""))

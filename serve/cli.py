@@ -242,7 +242,7 @@ def serve(
     if not s.api_keys.strip() and host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"error: refusing to listen on {host} with no API keys: set HOTLINE_API_KEYS, or listen on 127.0.0.1 for a local trial", err=True)
         raise typer.Exit(2)
-    uvicorn.run("serve.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run("serve.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info", access_log=s.access_log)
 
 
 @corpus_app.command("build")

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     strip_boilerplate: bool = False
+    access_log: bool = Field(False, description="uvicorn's access line per request (masked) besides the app's own JSON line per routed call")
 
     @field_validator("max_text_chars", "max_batch")
     @classmethod

@@ -45,7 +45,14 @@ class MaskingFilter(logging.Filter):
     "Exception in ASGI application" carries the exception message, which may quote a caller)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = mask_pii(record.getMessage()), None
+        # Mask the arguments but keep their shape: uvicorn's access formatter unpacks the tuple
+        # (client, method, path, version, status); replacing it with None breaks every access line.
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_pii(a) if isinstance(a, str) else a for a in record.args)
+        elif record.args:
+            record.msg, record.args = record.getMessage(), None
+        if isinstance(record.msg, str):
+            record.msg = mask_pii(record.msg)
         if record.exc_info and not record.exc_text:
             record.exc_text = mask_pii(logging.Formatter().formatException(record.exc_info))
         return True

@@ -63,6 +63,7 @@ def test_model_exception_falls_back_to_rules(tiny_model_dir):
         raise RuntimeError("broken")
 
     router.model.classifier.predict_proba = boom
+    router.model.classifier.predict_proba_features = boom
     d = router.route("我的车被堵了")
     assert d.source == "rules" and d.department == "convenience" and router.model_errors == 1
     assert "模型出错" in d.reasons[0]

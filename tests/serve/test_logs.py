@@ -35,3 +35,14 @@ def test_masking_filter_for_uvicorns_own_records():
     text = logging.Formatter().format(rec)
     assert "Exception in ASGI application" in text and "ValueError" in text
     assert "13812345678" not in text and "苏A12345" not in text
+
+
+def test_masking_filter_keeps_uvicorns_access_lines_formattable():
+    """uvicorn's access formatter unpacks the record's args; the filter must mask them, not drop them."""
+    from uvicorn.logging import AccessFormatter
+
+    rec = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                            ("127.0.0.1:5000", "GET", "/v1/reviews?q=13812345678", "1.1", 200), None)
+    assert MaskingFilter().filter(rec)
+    line = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False).format(rec)
+    assert "GET /v1/reviews?q=" in line and "200" in line and "13812345678" not in line

@@ -72,5 +72,6 @@ def test_logs_are_structured_and_masked_and_never_show_keys(served):
     proc.wait(timeout=30)
     out = (tmp_path / "server.log").read_text()
     assert '"event": "route"' in out and '"call_id": "cmd-1"' in out  # structured decision log at INFO
+    assert "Logging error" not in out and "Traceback" not in out
     for secret in (KEY, "13812345678", "110101199003071234", "京A12345", "砸了"):
         assert secret not in out, secret
