@@ -23,6 +23,7 @@ import re
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 from scipy.sparse import csr_matrix
 
 _BITS = 21  # every Unicode code point fits in 21 bits, so three fit in one int64
@@ -53,11 +54,14 @@ class _PackedChars:
         for term, col in vec.vocabulary_.items():
             key = int(_pack(_codepoints(term), len(term))[0])
             by_n.setdefault(len(term), []).append((key, col))
-        self.keys, self.cols = {}, {}
+        self.keys, self.cols, self.index = {}, {}, {}
         for n, pairs in by_n.items():
             pairs.sort()
             self.keys[n] = np.fromiter((k for k, _ in pairs), dtype=np.int64, count=len(pairs))
             self.cols[n] = np.fromiter((c for _, c in pairs), dtype=np.int64, count=len(pairs))
+            # A hash table over the keys: 4x faster than a binary search for ~1,000 n-grams a batch.
+            self.index[n] = pd.Index(self.keys[n])
+            self.index[n].get_indexer(self.keys[n][:1])  # build the table now, not on the first request
 
     @staticmethod
     def usable(vec) -> bool:
@@ -66,22 +70,31 @@ class _PackedChars:
             and vec.input == "content" and getattr(vec, "norm", "l2") == "l2" and getattr(vec, "use_idf", True)
         )
 
-    def columns(self, text: str) -> np.ndarray:
-        """Column numbers of the in-vocabulary n-grams of ``text`` (with repeats)."""
-        if self.lowercase:
-            text = text.lower()
-        cp = _codepoints(_WHITE_SPACES.sub(" ", text))
-        found = []
-        for n in range(self.min_n, min(self.max_n, len(cp)) + 1):
+    def columns_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(text number, column number) of every in-vocabulary n-gram of every text, with repeats:
+        two arrays of the same length. All texts are packed in one pass; n-grams that would span two
+        texts are dropped."""
+        prepared = [_WHITE_SPACES.sub(" ", t.lower() if self.lowercase else t) for t in texts]
+        lengths = np.fromiter(map(len, prepared), dtype=np.int64, count=len(prepared))
+        cp = _codepoints("".join(prepared))
+        tid = np.repeat(np.arange(len(prepared), dtype=np.int64), lengths)
+        rows, cols = [], []
+        for n in range(self.min_n, self.max_n + 1):
             keys = self.keys.get(n)
-            if keys is None:
+            if keys is None or len(cp) < n:
                 continue
             key = _pack(cp, n)
-            pos = np.searchsorted(keys, key)
-            pos[pos == len(keys)] = 0
-            hit = keys[pos] == key
-            found.append(self.cols[n][pos[hit]])
-        return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+            t = tid[: len(key)]
+            if n > 1:
+                inside = t == tid[n - 1 :]
+                key, t = key[inside], t[inside]
+            pos = self.index[n].get_indexer(key)
+            hit = pos >= 0
+            rows.append(t[hit])
+            cols.append(self.cols[n][pos[hit]])
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(rows), np.concatenate(cols)
 
 
 class FastTfidf:
@@ -101,32 +114,49 @@ class FastTfidf:
             self.parts.append((vec, packed, analyze, offset))
             offset += len(vec.vocabulary_)
         self.n_features = offset
+        # All parts at once: one idf vector, one sublinear flag per column, each part's first column.
+        self._idf = np.concatenate([vec.idf_ for vec, *_ in self.parts]) if self.parts else np.zeros(0)
+        self._sublinear = [bool(vec.sublinear_tf) for vec, *_ in self.parts]
+        self._starts = np.asarray([off for *_, off in self.parts], dtype=np.int64)
 
-    def _columns(self, vec, packed, analyze, text: str) -> np.ndarray:
-        if packed is not None:
-            return packed.columns(text)
-        vocab = vec.vocabulary_
-        cols = [j for j in (vocab.get(t) for t in analyze(text)) if j is not None]
-        return np.asarray(cols, dtype=np.int64)
+    def rows(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per text, its non-zero features as (column numbers, weights), each shape (n_nonzero,), the
+        columns ascending: the rows of :meth:`transform` without building a sparse matrix.
+
+        The whole batch is counted, weighted and normalised in a few numpy calls: a (text, column)
+        pair is one integer ``text * n_features + column``."""
+        n_texts, n_features, n_parts = len(texts), self.n_features, len(self.parts)
+        tids, cols = [], []
+        for vec, packed, analyze, offset in self.parts:
+            if packed is not None:
+                t, c = packed.columns_batch(texts)
+            else:
+                vocab, t_list, c_list = vec.vocabulary_, [], []
+                for i, text in enumerate(texts):
+                    found = [j for j in map(vocab.get, analyze(text)) if j is not None]
+                    c_list.extend(found)
+                    t_list.extend([i] * len(found))
+                t, c = np.asarray(t_list, dtype=np.int64), np.asarray(c_list, dtype=np.int64)
+            tids.append(t)
+            cols.append(c + offset)
+        pair = np.concatenate(tids) * n_features + np.concatenate(cols) if tids else np.zeros(0, dtype=np.int64)
+        pair, tf = np.unique(pair, return_counts=True)
+        t = pair // n_features
+        idx = pair - t * n_features
+        part = np.searchsorted(self._starts, idx, side="right") - 1
+        w = np.where(np.asarray(self._sublinear)[part], 1.0 + np.log(tf), tf) * self._idf[idx]
+        group = t * n_parts + part  # l2 norm within each (text, part)
+        norms = np.sqrt(np.bincount(group, weights=w * w, minlength=n_texts * n_parts))
+        w /= norms[group]
+        bounds = np.searchsorted(t, np.arange(n_texts + 1))
+        return [(idx[a:b], w[a:b]) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
 
     def transform(self, texts: Sequence[str]) -> csr_matrix:
         """Features of ``texts``, shape (n_texts, n_features): TF-IDF per part, each part l2-normalised."""
-        indptr, indices, data = [0], [], []
-        for text in texts:
-            n = 0
-            for vec, packed, analyze, offset in self.parts:
-                cols = self._columns(vec, packed, analyze, text)
-                if not len(cols):
-                    continue
-                idx, tf = np.unique(cols, return_counts=True)
-                w = (1.0 + np.log(tf)) if vec.sublinear_tf else tf.astype(np.float64)
-                w = w * vec.idf_[idx]
-                w /= np.sqrt(w @ w)
-                indices.append(idx + offset)
-                data.append(w)
-                n += len(idx)
-            indptr.append(indptr[-1] + n)
+        rows = self.rows(texts)
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(i) for i, _ in rows], out=indptr[1:])
         return csr_matrix(
-            (np.concatenate(data) if data else np.zeros(0), np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64), indptr),
-            shape=(len(texts), self.n_features),
+            (np.concatenate([w for _, w in rows]) if rows else np.zeros(0), np.concatenate([i for i, _ in rows]) if rows else np.zeros(0, dtype=np.int64), indptr),
+            shape=(len(rows), self.n_features),
         )

@@ -192,8 +192,9 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
         """
         return self.predict_proba_features(self.transform(texts))
 
-    def predict_proba_features(self, X: csr_matrix) -> np.ndarray:
-        """:meth:`predict_proba` from features already computed by :meth:`transform`, shape (n_texts, n_features)."""
+    def predict_proba_features(self, X: csr_matrix | list[FeatureRow]) -> np.ndarray:
+        """:meth:`predict_proba` from features already computed: :meth:`transform`'s matrix (n_texts,
+        n_features) or :meth:`transform_rows`' list (cheaper for a few texts)."""
         check_is_fitted(self, "classes_")
         proba = self._calibrated_proba(self.calibrated_, self.svm_, X)
         if getattr(self, "channel_calibrated_", None) is not None:
@@ -208,9 +209,17 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
             self._fast = FastTfidf([vec for _, vec in self.features_.transformer_list])
         return self._fast.transform(list(texts))
 
+    def transform_rows(self, texts: Sequence[str]) -> list[FeatureRow]:
+        """The rows of :meth:`transform` as :class:`FeatureRow` s, without building a sparse matrix
+        (the request path: a few texts at a time)."""
+        check_is_fitted(self, "features_")
+        if getattr(self, "_fast", None) is None:
+            self._fast = FastTfidf([vec for _, vec in self.features_.transformer_list])
+        return [FeatureRow(i, w) for i, w in self._fast.rows(list(texts))]
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for derived in ("_fast", "_names_cache", "_analyzer_cache", "_last_single"):
+        for derived in ("_fast", "_names_cache", "_analyzer_cache", "_last_single", "_is110"):
             state.pop(derived, None)
         return state
 
@@ -218,7 +227,12 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
     def _calibrated_proba(calibrated, svm, X) -> np.ndarray:
         """Probabilities from decision scores, as CalibratedClassifierCV(ensemble=False) computes them
         (one-vs-rest calibrators, then normalised), or a softmax when uncalibrated."""
-        scores = X @ svm.coef_.T + svm.intercept_
+        if isinstance(X, list):  # FeatureRows: gather the few weights each text touches
+            coef = svm.coef_
+            scores = np.stack([coef[:, r.indices] @ r.data for r in X]) if X else np.zeros((0, coef.shape[0]))
+            scores += svm.intercept_
+        else:
+            scores = X @ svm.coef_.T + svm.intercept_
         if calibrated is None:
             if scores.shape[1] == 1:
                 scores = np.hstack([-scores, scores])
@@ -239,7 +253,9 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
 
     def _blend_channel(self, proba: np.ndarray, X) -> np.ndarray:
         """Rescale department probabilities so that their 110 share equals the blended P(110)."""
-        is110 = np.array([str(self.channel_of[c]) == "110" for c in self.classes_])
+        is110 = getattr(self, "_is110", None)
+        if is110 is None:
+            is110 = self._is110 = np.array([str(self.channel_of[c]) == "110" for c in self.classes_])
         cal = self.channel_calibrated_
         svm = cal.calibrated_classifiers_[0].estimator
         p_bin = self._calibrated_proba(cal, svm, X)[:, list(cal.classes_).index("110")]
@@ -251,20 +267,15 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
         out[:, ~is110] *= ((1 - p110) / np.maximum(1 - s110, eps))[:, None]
         return out / out.sum(axis=1, keepdims=True)
 
-    @staticmethod
-    def feature_rows(X: csr_matrix) -> list[FeatureRow]:
-        """The rows of ``X`` as (indices, data) views: cheaper than slicing a sparse matrix row by row."""
-        return [FeatureRow(X.indices[a:b], X.data[a:b]) for a, b in zip(X.indptr[:-1], X.indptr[1:])]
-
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Most probable label per text, shape (n_texts,)."""
         return self.classes_[self.predict_proba(texts).argmax(axis=1)]
 
-    def explain(self, text: str, label: str, top_k: int = 5, features: csr_matrix | None = None) -> list[tuple[str, float]]:
+    def explain(self, text: str, label: str, top_k: int = 5, features: csr_matrix | FeatureRow | None = None) -> list[tuple[str, float]]:
         """Terms of ``text`` that pushed it most towards ``label``: [(term, contribution), …], largest first.
 
         ``features``: the text's features when already computed: a row of :meth:`transform` (shape
-        (1, n_features)) or one item of :meth:`feature_rows`.
+        (1, n_features)) or one item of :meth:`transform_rows`.
         """
         check_is_fitted(self, "classes_")
         X = self.transform([text]) if features is None else features
@@ -275,9 +286,10 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
             row = -row
         names = self._feature_names()
         weights = X.data * row[X.indices]
-        order = np.argsort(-weights)
-        order = order[weights[order] > 0][: top_k * 6]  # enough candidates after dropping contained terms
-        contrib = [(str(names[X.indices[i]]), float(weights[i])) for i in order]
+        positive = np.flatnonzero(weights > 0)
+        order = positive[np.argsort(-weights[positive])][: top_k * 6]  # enough candidates after dropping contained terms
+        cols = X.indices[order].tolist()
+        contrib = [(names[c], w) for c, w in zip(cols, weights[order].tolist())]
         # Prefer longer terms: drop a term contained in one already chosen.
         out: list[tuple[str, float]] = []
         for term, w in contrib:
@@ -288,10 +300,10 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
                 break
         return out
 
-    def _feature_names(self) -> np.ndarray:
+    def _feature_names(self) -> list[str]:
         if not hasattr(self, "_names_cache"):
             names = []
             for _, vec in self.features_.transformer_list:
                 names.extend(t.replace(" ", "") for t in vec.get_feature_names_out())
-            self._names_cache = np.asarray(names)
+            self._names_cache = names
         return self._names_cache

@@ -103,6 +103,15 @@ class Router:
         self.explain_terms = explain_terms
         self.model_errors = 0
         self._lock = threading.Lock()
+        self._names: dict[str, str] = {}     # department code -> Chinese name, filled as met
+        self._channels: dict[str, str] = {}  # department code -> channel, filled as met
+        self._is110 = None                   # per model class: is it a 110 department (bool, (n_classes,))
+
+    @property
+    def fast(self) -> bool:
+        """True when routing a text costs about a millisecond of CPU or less (rules only, or the linear
+        model): a server may then route on its event loop rather than hop to a worker thread."""
+        return self.model is None or hasattr(self.model.classifier, "transform_rows")
 
     @property
     def model_version(self) -> str | None:
@@ -122,10 +131,9 @@ class Router:
         if self.model is not None and clean:
             classifier = self.model.classifier
             try:
-                if hasattr(classifier, "predict_proba_features"):  # the linear model: features once, for scores and reasons
-                    X = classifier.transform(clean)
-                    proba = classifier.predict_proba_features(X)
-                    features = classifier.feature_rows(X)
+                if hasattr(classifier, "transform_rows"):  # the linear model: features once, for scores and reasons
+                    features = classifier.transform_rows(clean)
+                    proba = classifier.predict_proba_features(features)
                 else:
                     proba = classifier.predict_proba(clean)
             except Exception:  # a model bug must not drop a live call: fall back to rules, count it
@@ -143,12 +151,24 @@ class Router:
 
     # ------------------------------------------------------------------------------------------
     def _name(self, code: str) -> str:
+        name = self._names.get(code)
+        if name is None:
+            name = self._names[code] = self._lookup_name(code)
+        return name
+
+    def _lookup_name(self, code: str) -> str:
         if code in self.taxonomy:
             return self.taxonomy[code].name
         base = default_taxonomy()
         return base[code].name if code in base else code
 
     def _channel(self, code: str) -> str:
+        channel = self._channels.get(code)
+        if channel is None:
+            channel = self._channels[code] = self._lookup_channel(code)
+        return channel
+
+    def _lookup_channel(self, code: str) -> str:
         try:
             return self.rules.channel_of(code)
         except Exception:  # a label neither taxonomy knows
@@ -164,7 +184,9 @@ class Router:
     def _with_model(self, text: str, proba: np.ndarray, matches: list[RuleMatch], features=None) -> Decision:
         classifier = self.model.classifier
         classes = [str(c) for c in classifier.classes_]
-        chan, dep, conf, p110 = decide(proba, classes, self.taxonomy, self.channel_110)
+        if self._is110 is None:
+            self._is110 = np.array([c in self.taxonomy and self.taxonomy.channel_of(c) == "110" for c in classes])
+        chan, dep, conf, p110 = decide(proba, classes, self.taxonomy, self.channel_110, is110=self._is110)
         channel, department, confidence, p110 = str(chan[0]), str(dep[0]), float(conf[0]), float(p110[0])
         model_department = department
         row = proba[0]
@@ -202,7 +224,7 @@ class Router:
             reasons.append(f"规则：{m.describe()}")
         alternatives = [
             Alternative(c, self._name(c), self._channel(c), round(float(row[j]), 4))
-            for j, c in ((j, classes[j]) for j in order)
+            for j, c in ((j, classes[j]) for j in order[:4])
             if c != department
         ][:3]
         if needs_review:

@@ -224,6 +224,42 @@ class RuleEngine:
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
             raise RulesError(f"rule ids must be unique; repeated: {', '.join(sorted(dup))}")
+        self._index_literals()
+
+    def _index_literals(self) -> None:
+        """Index every literal pattern by its first two characters (one, for one-character literals),
+        so that :meth:`matches` finds the rules worth trying with a set intersection of the text's
+        character pairs instead of one regular-expression scan per rule. A rule's
+        regular-expression patterns are scanned for together (one alternation per rule)."""
+        self._by_pair: dict[str, list[tuple[str, int]]] = {}
+        self._by_char: dict[str, list[tuple[str, int]]] = {}
+        regexes: dict[int, list[str]] = {}
+        for k, rule in enumerate(self.rules):
+            for p in rule.patterns:
+                if p.startswith("re:") or not p:
+                    regexes.setdefault(k, []).append(_compile(p).pattern)
+                elif len(p) == 1:
+                    self._by_char.setdefault(p, []).append((p, k))
+                else:
+                    self._by_pair.setdefault(p[:2], []).append((p, k))
+        self._pairs = frozenset(self._by_pair)
+        self._chars = frozenset(self._by_char)
+        self._regex_gates: list[tuple[int, re.Pattern[str] | None]] = []
+        for k, pats in regexes.items():
+            try:
+                self._regex_gates.append((k, re.compile("|".join(f"(?:{p})" for p in pats))))
+            except re.error:  # e.g. global inline flags inside; then the rule is always tried
+                self._regex_gates.append((k, None))
+
+    def _candidates(self, text: str) -> list[Rule]:
+        """Rules that may fire on ``text`` (a superset of those that do), in rule order."""
+        found = {k for k, gate in self._regex_gates if gate is None or gate.search(text)}
+        pairs = {text[i : i + 2] for i in range(len(text) - 1)} & self._pairs
+        for pair in pairs:
+            found.update(k for lit, k in self._by_pair[pair] if k not in found and lit in text)
+        for ch in self._chars.intersection(text):
+            found.update(k for _, k in self._by_char[ch])
+        return [self.rules[k] for k in sorted(found)]
 
     @classmethod
     def from_file(cls, path: str | Path | None = None, taxonomy: Taxonomy | None = None) -> "RuleEngine":
@@ -277,7 +313,7 @@ class RuleEngine:
     def matches(self, text: str) -> list[RuleMatch]:
         """Every rule that fires, highest priority first."""
         text = to_simplified(text)
-        found = [m for r in self.rules if (m := r.match(text, self.negation)) is not None]
+        found = [m for r in self._candidates(text) if (m := r.match(text, self.negation)) is not None]
         return sorted(found, key=lambda m: -m.priority)
 
     def danger(self, text: str) -> list[RuleMatch]:

@@ -38,4 +38,4 @@ def _cut(text: str) -> list[str]:
 
 def words(text: str) -> list[str]:
     """Words of ``text`` (precise mode with HMM for unknown words), whitespace and punctuation dropped."""
-    return [w for w in _cut(text) if w.strip() and not _is_punct(w)]
+    return [w for w in _cut(text) if w.isalnum() or (w.strip() and not _is_punct(w))]  # isalnum: the common case, fast

@@ -17,18 +17,25 @@ import numpy as np
 from data.taxonomy import Taxonomy
 
 
-def channel_110_probability(proba: np.ndarray, classes: Sequence[str], taxonomy: Taxonomy) -> np.ndarray:
-    """P(110) per row, shape (n,), from department probabilities ``proba`` (n, n_classes)."""
-    mask = np.array([taxonomy.channel_of(c) == "110" if c in taxonomy else False for c in classes])
+def is_110(classes: Sequence[str], taxonomy: Taxonomy) -> np.ndarray:
+    """Per class: is it a 110 department of ``taxonomy`` (bool, shape (n_classes,))."""
+    return np.array([taxonomy.channel_of(c) == "110" if c in taxonomy else False for c in classes], dtype=bool)
+
+
+def channel_110_probability(proba: np.ndarray, classes: Sequence[str], taxonomy: Taxonomy, is110: np.ndarray | None = None) -> np.ndarray:
+    """P(110) per row, shape (n,), from department probabilities ``proba`` (n, n_classes).
+    ``is110``: :func:`is_110` of ``classes`` when already computed."""
+    mask = is_110(classes, taxonomy) if is110 is None else is110
     return proba[:, mask].sum(axis=1) if mask.any() else np.zeros(len(proba))
 
 
-def decide(proba: np.ndarray, classes: Sequence[str], taxonomy: Taxonomy, channel_110: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def decide(proba: np.ndarray, classes: Sequence[str], taxonomy: Taxonomy, channel_110: float, is110: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Apply the channel threshold. Returns (channel, department, department confidence, P(110)),
-    each of shape (n,). The department is the most probable one within the chosen channel."""
+    each of shape (n,). The department is the most probable one within the chosen channel.
+    ``is110``: :func:`is_110` of ``classes`` when already computed (the router keeps it)."""
     classes = np.asarray(classes)
-    p110 = channel_110_probability(proba, classes, taxonomy)
-    is110 = np.array([taxonomy.channel_of(c) == "110" for c in classes])
+    is110 = is_110(classes, taxonomy) if is110 is None else is110
+    p110 = channel_110_probability(proba, classes, taxonomy, is110)
     chan = np.where(p110 >= channel_110, "110", "12345")
     masked = proba.copy()
     for i, ch in enumerate(chan):

@@ -8,6 +8,8 @@
 ``ServedDep``             the router together with its status (ok | degraded, reason)
 ``ModelsDep``             the :class:`~serve.state.ModelHolder` (reload)
 ``MetricsDep``            the app's :class:`~serve.metrics.Metrics`
+``RoutingDep``            a call_taker's (else 401 / 403) routing context: router, settings, database,
+                          metrics, in one dependency (the hot path: each dependency costs ~20 µs)
 ``CallTakerDep``          a caller with role call_taker or higher (401 / 403 otherwise)
 ``SupervisorDep``         a caller with role supervisor or higher
 ``AdminDep``              a caller with role admin
@@ -18,6 +20,7 @@ The cheap ones are ``async def`` so FastAPI does not hop to a worker thread for 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Iterator
 
 from fastapi import Depends, HTTPException, Request, status
@@ -63,6 +66,23 @@ async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+@dataclass(frozen=True)
+class Routing:
+    """The router taken when the request started (hot reload safe) and the app's services."""
+
+    router: Router
+    settings: Settings
+    db: Database
+    metrics: Metrics
+
+
+async def get_routing(request: Request) -> Routing:
+    await _require_call_taker(request)
+    state = request.app.state
+    served = await get_served(request)
+    return Routing(served.router, state.settings, state.db, state.metrics)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 DbDep = Annotated[Session, Depends(get_session)]
@@ -100,3 +120,5 @@ CallTakerDep = Annotated[Principal, Depends(require("call_taker"))]
 SupervisorDep = Annotated[Principal, Depends(require("supervisor"))]
 AdminDep = Annotated[Principal, Depends(require("admin"))]
 AnyKeyDep = CallTakerDep  # every role includes call_taker
+_require_call_taker = require("call_taker")
+RoutingDep = Annotated[Routing, Depends(get_routing)]

@@ -24,7 +24,10 @@ _MARK = "_hotline_json_handler"
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"ts", "level", "logger", "msg", ...fields, "exc"?}`` with every string masked."""
+    """``{"ts", "level", "logger", "msg", ...fields, "exc"?}`` with every string masked, except the
+    values of :attr:`CODE_FIELDS`: codes our own code sets (no caller can put text there)."""
+
+    CODE_FIELDS = frozenset({"event", "channel", "department", "source", "received_on", "trigger", "status", "result"})
 
     def format(self, record: logging.LogRecord) -> str:
         out = {
@@ -34,7 +37,7 @@ class JsonFormatter(logging.Formatter):
             "msg": mask_pii(record.getMessage()),
         }
         for k, v in (getattr(record, "fields", None) or {}).items():
-            out[k] = mask_pii(v) if isinstance(v, str) else v
+            out[k] = mask_pii(v) if isinstance(v, str) and k not in self.CODE_FIELDS else v
         if record.exc_info:
             out["exc"] = mask_pii(self.formatException(record.exc_info))
         return json.dumps(out, ensure_ascii=False, default=str)

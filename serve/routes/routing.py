@@ -18,7 +18,7 @@ from data.masking import mask_pii
 from model.router import Decision, Router
 from serve.advice import to_response
 from serve.batching import fell_back
-from serve.deps import CallTakerDep, DatabaseDep, MetricsDep, RouterDep, SettingsDep
+from serve.deps import Routing, RoutingDep
 from serve.schemas import BatchRequest, BatchResponse, ErrorOut, RouteRequest, RouteResponse
 from serve.store import RoutedText, record_routes, review_trigger
 
@@ -54,8 +54,9 @@ def _store(db, items: list[RoutedText]) -> list[int | None]:
     raise AssertionError("unreachable")
 
 
-async def route_requests(request: Request, reqs: list[RouteRequest], router: Router, settings, db, metrics) -> list[RouteResponse]:
+async def route_requests(request: Request, reqs: list[RouteRequest], ctx: Routing) -> list[RouteResponse]:
     """Route, count, store what must be stored, log (masked), and build the answers."""
+    router, db, metrics = ctx.router, ctx.db, ctx.metrics
     stripper = request.app.state.stripper
     texts = [stripper(r.text) if stripper else r.text for r in reqs]
     decisions: list[Decision] = await request.app.state.batcher.route(router, texts)
@@ -93,24 +94,25 @@ async def route_requests(request: Request, reqs: list[RouteRequest], router: Rou
 
 
 @router.post("/route", response_model=RouteResponse, responses=ERRORS, summary="Route one call summary")
-async def route_one(body: RouteRequest, request: Request, _: CallTakerDep, router_: RouterDep, settings: SettingsDep, db: DatabaseDep, metrics: MetricsDep) -> RouteResponse:
+async def route_one(body: RouteRequest, request: Request, ctx: RoutingDep) -> RouteResponse:
     """Suggest a channel (110 or 12345) and a department for one call summary, with reasons,
     alternatives, the lines to link in, and transfer advice when ``received_on`` is the other line.
 
     Example: ``{"text": "小区门口有人拿刀砍人", "received_on": "12345"}`` → channel 110, 刑事案件,
     ``police_first`` true, transfer to 110 (urgent).
     """
-    check_length(body.text, settings.max_text_chars, "text")
-    return (await route_requests(request, [body], router_, settings, db, metrics))[0]
+    check_length(body.text, ctx.settings.max_text_chars, "text")
+    return (await route_requests(request, [body], ctx))[0]
 
 
 @router.post("/route/batch", response_model=BatchResponse, responses=ERRORS, summary="Route several call summaries")
-async def route_batch(body: BatchRequest, request: Request, _: CallTakerDep, router_: RouterDep, settings: SettingsDep, db: DatabaseDep, metrics: MetricsDep) -> BatchResponse:
+async def route_batch(body: BatchRequest, request: Request, ctx: RoutingDep) -> BatchResponse:
     """Route up to ``HOTLINE_MAX_BATCH`` summaries in one request (back-office re-routing); answers
     come in the order of ``items``."""
+    settings = ctx.settings
     if len(body.items) > settings.max_batch:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"batch has {len(body.items)} items; the limit is {settings.max_batch} (HOTLINE_MAX_BATCH)")
     for i, item in enumerate(body.items):
         check_length(item.text, settings.max_text_chars, f"items[{i}].text")
-    items = await route_requests(request, body.items, router_, settings, db, metrics)
-    return BatchResponse(items=items, model_version=router_.model_version, latency_ms=round((time.perf_counter() - request.state.t0) * 1000, 3))
+    items = await route_requests(request, body.items, ctx)
+    return BatchResponse(items=items, model_version=ctx.router.model_version, latency_ms=round((time.perf_counter() - request.state.t0) * 1000, 3))

@@ -63,3 +63,9 @@ def test_fast_inference_equals_scikit_learn(calibration):
     np.testing.assert_allclose(ours, ref, atol=1e-9)
     cal = clf.channel_calibrated_
     np.testing.assert_allclose(clf._calibrated_proba(cal, cal.calibrated_classifiers_[0].estimator, X_ref), cal.predict_proba(X_ref), atol=1e-9)
+    # The request path (feature rows, no sparse matrix) gives the same scores and reasons.
+    feats = clf.transform_rows(probe)
+    np.testing.assert_allclose(clf._calibrated_proba(clf.calibrated_, clf.svm_, feats), ref, atol=1e-9)
+    np.testing.assert_allclose(clf.predict_proba_features(feats), clf.predict_proba(probe), atol=1e-12)
+    label = str(clf.classes_[0])
+    assert clf.explain(probe[0], label, features=feats[0]) == clf.explain(probe[0], label)

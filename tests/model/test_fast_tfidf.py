@@ -35,10 +35,11 @@ def test_char_features_equal_sklearn(kwargs):
     np.testing.assert_allclose(got.toarray(), vec.transform(HARD).toarray(), atol=1e-12)
 
 
-def test_a_union_of_char_and_word_features_equals_sklearn():
+@pytest.mark.parametrize("word_sublinear", [True, False])
+def test_a_union_of_char_and_word_features_equals_sklearn(word_sublinear):
     union = FeatureUnion([
         ("char", TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)),
-        ("word", TfidfVectorizer(tokenizer=jieba_tokens, token_pattern=None, ngram_range=(1, 2), sublinear_tf=True)),
+        ("word", TfidfVectorizer(tokenizer=jieba_tokens, token_pattern=None, ngram_range=(1, 2), sublinear_tf=word_sublinear)),
     ]).fit(TRAIN)
     fast = FastTfidf([v for _, v in union.transformer_list])
     texts = HARD + TRAIN

@@ -1,5 +1,6 @@
 import pytest
 
+from model.hanzi import to_simplified
 from model.rules import Rule, RuleEngine, RulesError
 
 ENGINE = RuleEngine.from_file()
@@ -86,3 +87,19 @@ def test_rules_file_is_data_not_code(tmp_path):
     )
     m = RuleEngine.from_file(tmp_path / "r.yaml").danger("院子里好多马蜂")[0]
     assert (m.rule_id, m.links, m.reason) == ("bees", ("120",), "马蜂伤人")
+
+
+def test_the_literal_index_finds_exactly_what_trying_every_rule_finds():
+    """matches() only tries the rules whose literals occur in the text (or that have a regular
+    expression); the answers must equal those of trying every rule, on the whole corpus."""
+    import json
+    from pathlib import Path
+
+    engine = RuleEngine.from_file()
+    corpus = Path(__file__).resolve().parents[2] / "data" / "corpus"
+    texts = [json.loads(line)["text"] for f in ("train.jsonl", "test.jsonl") for line in (corpus / f).read_text(encoding="utf-8").splitlines()]
+    texts += ["火", "着火了", "", "有人拿刀", "來電人稱廚房著火"]
+    for text in texts:
+        simple = to_simplified(text)
+        every = sorted((m for r in engine.rules if (m := r.match(simple, engine.negation)) is not None), key=lambda m: -m.priority)
+        assert engine.matches(text) == every, text

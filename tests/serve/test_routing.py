@@ -89,7 +89,7 @@ def test_needs_review_routes_enter_the_queue(start_server, tiny_model_dir):
 def test_model_exception_falls_back_to_rules_and_is_counted(server):
     router: Router = server.app.state.models.current.router
     clf = router.model.classifier
-    real = clf.transform  # the first step of scoring, whichever path the router takes
+    real = clf.transform_rows  # the first step of scoring, whichever path the router takes
 
     def flaky(texts):
         if any("BOOM" in t for t in texts):
@@ -97,13 +97,13 @@ def test_model_exception_falls_back_to_rules_and_is_counted(server):
         return real(texts)
 
     before = server.metric("hotline_model_fallbacks_total")
-    clf.transform = flaky
+    clf.transform_rows = flaky
     try:
         with cf.ThreadPoolExecutor(4) as pool:  # concurrent: a failing text must not drag its batch-mates down
             futs = [pool.submit(server.client.post, "/v1/route", json={"text": t}) for t in ["BOOM 有人拿刀砍人", TINY["utilities"][0], TINY["convenience"][0]]]
             answers = [f.result() for f in futs]
     finally:
-        del clf.transform
+        del clf.transform_rows
     assert all(a.status_code == 200 for a in answers)
     boom, ok1, ok2 = (a.json() for a in answers)
     assert boom["source"] in ("rules", "override") and boom["model_version"] is None and boom["channel"] == "110"
