@@ -141,13 +141,21 @@ class Router:
                 with self._lock:
                     self.model_errors += 1
                 model_failed = True
-        out = []
-        for i, text in enumerate(clean):
-            if proba is not None:
-                out.append(self._with_model(text, proba[i : i + 1], matches[i], None if features is None else features[i]))
-            else:
-                out.append(self._rules_only(text, matches[i], model_failed))
-        return out
+        if proba is None:
+            return [self._rules_only(text, m, model_failed) for text, m in zip(clean, matches)]
+        classes = self._classes()
+        chosen = decide(proba, classes, self.taxonomy, self.channel_110, is110=self._is110)  # the whole batch at once
+        return [
+            self._with_model(text, proba[i], tuple(c[i] for c in chosen), matches[i], None if features is None else features[i])
+            for i, text in enumerate(clean)
+        ]
+
+    def _classes(self) -> list[str]:
+        """The model's labels in probability column order; sets the 110 mask on first use."""
+        if self._is110 is None:
+            self._class_list = [str(c) for c in self.model.classifier.classes_]
+            self._is110 = np.array([c in self.taxonomy and self.taxonomy.channel_of(c) == "110" for c in self._class_list])
+        return self._class_list
 
     # ------------------------------------------------------------------------------------------
     def _name(self, code: str) -> str:
@@ -181,15 +189,13 @@ class Router:
             links |= {link for m in matches if m.kind == "danger" for link in m.links}
         return sorted(links, key=int)
 
-    def _with_model(self, text: str, proba: np.ndarray, matches: list[RuleMatch], features=None) -> Decision:
+    def _with_model(self, text: str, row: np.ndarray, chosen: tuple, matches: list[RuleMatch], features=None) -> Decision:
+        """One text's decision from its probabilities ``row`` (n_classes,) and what :func:`decide`
+        chose for it: (channel, department, confidence, P(110))."""
         classifier = self.model.classifier
-        classes = [str(c) for c in classifier.classes_]
-        if self._is110 is None:
-            self._is110 = np.array([c in self.taxonomy and self.taxonomy.channel_of(c) == "110" for c in classes])
-        chan, dep, conf, p110 = decide(proba, classes, self.taxonomy, self.channel_110, is110=self._is110)
-        channel, department, confidence, p110 = str(chan[0]), str(dep[0]), float(conf[0]), float(p110[0])
+        classes = self._classes()
+        channel, department, confidence, p110 = str(chosen[0]), str(chosen[1]), float(chosen[2]), float(chosen[3])
         model_department = department
-        row = proba[0]
         order = np.argsort(-row)
         reasons: list[str] = []
         danger = [m for m in matches if m.kind == "danger"]
