@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from model import segment
+
 
 def _fmt(v: Any) -> str:
     return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
@@ -31,7 +33,7 @@ def render_card(model, cfg, extra: dict) -> str:
     lines = [
         f"# hotline-router model `{model.version}`",
         "",
-        f"A {cfg.model} classifier (jieba words + character {cfg.char_ngram_range[0]}–{cfg.char_ngram_range[1]}-grams, TF-IDF, "
+        f"A {cfg.model} classifier (jieba words, cut by `{segment.BACKEND}`, + character {cfg.char_ngram_range[0]}–{cfg.char_ngram_range[1]}-grams, TF-IDF, "
         "LinearSVC, sigmoid calibration) that suggests the department, and through the taxonomy the channel (110 or 12345), "
         "for a Chinese hotline call summary. It is used through `model.router.Router`, which adds the danger override and the "
         "fallback rules.",
