@@ -1,9 +1,11 @@
 """Dynamic batching of routing requests.
 
-Scoring one text costs most of what scoring twenty does (the linear model's per-call overhead), so
-concurrent requests are routed together: while one batch is being scored in a worker thread, new
-requests queue up and form the next batch. An idle server routes a lone request at once (a batch of
-one); nothing ever waits on a timer.
+Scoring a batch costs less per text than scoring texts one by one (the linear model: about 0.33 ms
+a text in batches of ten against 0.7 ms alone; numpy's per-call overhead is shared), so concurrent
+requests are routed together: while one batch is being scored, new requests queue up and form the
+next batch. A fast router (rules, linear model) scores on the event loop; a slow one (transformer) in
+a worker thread, so that the server keeps reading requests meanwhile. An idle server routes a lone
+request at once (a batch of one); nothing ever waits on a timer.
 
 Each request routes with the router it took when it started, so a hot reload never mixes models
 inside a request. If the model fails on a batch of several texts, each text is routed again on its
