@@ -1,0 +1,47 @@
+"""Where the batcher routes: fast routers small batches on the event loop, everything else in a
+worker thread (so a back-office batch or the transformer does not hold up live calls)."""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from model.router import Router
+from serve.batching import RouteBatcher
+
+
+class SpyRouter(Router):
+    def __init__(self, fast: bool):
+        super().__init__(None)
+        self._fast = fast
+        self.threads: list[str] = []
+
+    @property
+    def fast(self) -> bool:
+        return self._fast
+
+    def route_batch(self, texts):
+        self.threads.append(threading.current_thread().name)
+        return super().route_batch(texts)
+
+
+def _route(router: Router, batches: list[list[str]], batcher: RouteBatcher) -> list:
+    async def go():
+        return await asyncio.gather(*(batcher.route(router, b) for b in batches))
+
+    return asyncio.run(go())
+
+
+def test_a_fast_router_routes_small_batches_on_the_event_loop_and_large_ones_in_a_thread():
+    fast = SpyRouter(fast=True)
+    out = _route(fast, [["有人拿刀砍人"], ["家里停水了"]], RouteBatcher(inline_max_texts=4))
+    assert [d[0].channel for d in out] == ["110", "12345"]
+    assert fast.threads == ["MainThread"]  # the two requests formed one batch, routed inline
+    big = SpyRouter(fast=True)
+    out = _route(big, [["家里停水了"] * 5], RouteBatcher(inline_max_texts=4))
+    assert len(out[0]) == 5 and big.threads and big.threads[0] != "MainThread"
+
+
+def test_a_slow_router_always_routes_in_a_worker_thread():
+    slow = SpyRouter(fast=False)
+    _route(slow, [["有人拿刀砍人"]], RouteBatcher())
+    assert slow.threads and slow.threads[0] != "MainThread"
