@@ -119,6 +119,14 @@ def main() -> None:
             if s > best_s + 1e-9:
                 best_w, best_s = float(w), s
         ens = best_w * p + (1 - best_w) * lin_proba
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        # Keep the probabilities (no texts) so that post-hoc choices can be studied without refitting:
+        # bench/posthoc_real.py reads this file.
+        np.savez_compressed(
+            RESULTS / f"proba_{args.dataset}_{name}.npz", classes=np.asarray(clf.classes_, dtype=str),
+            val_y=y[va], val_transformer=clf.validation_proba_, val_linear=pl_va,
+            test_y=y[te], test_transformer=p, test_linear=lin_proba, train_y=y[fit_rows],
+        )
         rows.append((f"ensemble {name} (transformer weight {best_w:.2f}, chosen on validation)", *scores(y[te], clf.classes_[ens.argmax(1)]), "-", "-"))
         result[name] = {"params": CONFIGS[name], "history": clf.history_, "fit_seconds": round(fit_s, 1), "ensemble_weight": best_w,
                         "temperature": clf.temperature_, "n_params": clf.n_params_}
