@@ -140,6 +140,15 @@ def test_train_save_load_and_route(unigram_base, tmp_path):
         texts = TEXTS[::4]
         torch_p = TransformerTextClassifier.from_pretrained(out, backend="torch").predict_proba(texts)
         np.testing.assert_allclose(TransformerTextClassifier.from_pretrained(out, backend="onnx").predict_proba(texts), torch_p, atol=1e-4)
+        # The int8 recipe: the BERT layer pattern is recognised and only query, key, value are int8.
+        import onnx
+
+        from model.transformer import LAYER_ROLES, weight_matmuls
+
+        roles = [role for _, _, role in weight_matmuls(out / "model.onnx")]
+        assert roles[: 2 * len(LAYER_ROLES)] == list(LAYER_ROLES) * 2  # the tiny base has 2 layers
+        int8 = onnx.load(str(out / "model.int8.onnx"), load_external_data=False).graph
+        assert sum(n.op_type == "MatMulInteger" for n in int8.node) == 2 * 3  # heads and the rest stay float32
     d = Router(model).route("小区停水了，什么时候来水")
     assert d.source in ("model", "override") and d.model_version == model.version
     assert Router(model).route("有人拿刀砍人").channel == "110"
