@@ -105,6 +105,7 @@ class Router:
         self._lock = threading.Lock()
         self._names: dict[str, str] = {}     # department code -> Chinese name, filled as met
         self._channels: dict[str, str] = {}  # department code -> channel, filled as met
+        self._class_list: list[str] = []     # the model's labels, in probability column order
         self._is110 = None                   # per model class: is it a 110 department (bool, (n_classes,))
 
     @property
