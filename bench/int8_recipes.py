@@ -21,16 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from model.transformer import ONNX_FILE, ONNX_INT8_FILE, TransformerTextClassifier, weight_matmuls
+from model.transformer import LAYER_ROLES, ONNX_FILE, ONNX_INT8_FILE, TransformerTextClassifier, quantize_int8, weight_matmuls
 
 
 def recipes(nodes) -> dict[str, set[str]]:
     """Recipe name -> MatMul node names to quantise."""
     ffn_out = {n for n, _, role in nodes if role == "FFN output"}
     attn_out = {n for n, _, role in nodes if role == "attention output"}
-    last = {n for n, _, _ in [x for x in nodes if x[2] != "other"][-6:]}  # the last encoder layer
+    last = {n for n, _, _ in [x for x in nodes if x[2] in LAYER_ROLES][-len(LAYER_ROLES):]}  # the last encoder layer
     heads = {n for n, _, role in nodes if role in ("head", "other")}
-    every = {n for n, *_ in nodes}
+    every = {n for n, _, role in nodes if role != "activation"}
     return {
         "every weight MatMul and the heads": every,
         "all but FFN output (the earlier recipe)": every - ffn_out,
@@ -45,8 +45,6 @@ def recipes(nodes) -> dict[str, set[str]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="bench/results/transformer-corpus")
     ap.add_argument("--test", default="data/corpus/test.jsonl")
@@ -60,12 +58,6 @@ def main(argv: list[str] | None = None) -> None:
     ref = torch_clf.predict_proba(texts)
     n_layers = int(json.loads((folder / "encoder" / "config.json").read_text())["num_hidden_layers"]) if (folder / "encoder" / "config.json").exists() else 12
     nodes = weight_matmuls(folder / ONNX_FILE)
-    import onnx
-
-    graph = onnx.load(str(folder / ONNX_FILE), load_external_data=False).graph
-    # The heads are Gemm nodes, which the quantizer splits into "<name>_MatMul" + Add: name them so.
-    matmul_and_gemm = [n.name if n.op_type == "MatMul" else f"{n.name}_MatMul" for n in graph.node if n.op_type in ("MatMul", "Gemm")]
-    nodes += [(f"{n.name}_MatMul", (), "head") for n in graph.node if n.op_type == "Gemm"]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "m"
@@ -73,9 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, chosen in [("float32 ONNX", None), *recipes(nodes).items()]:
             (work / ONNX_INT8_FILE).unlink(missing_ok=True)
             if chosen is not None:
-                exclude = [n for n in matmul_and_gemm if n not in chosen]
-                quantize_dynamic(str(work / ONNX_FILE), str(work / ONNX_INT8_FILE), weight_type=QuantType.QInt8,
-                                 op_types_to_quantize=["MatMul"], per_channel=True, nodes_to_exclude=exclude)
+                quantize_int8(work / ONNX_FILE, work / ONNX_INT8_FILE, only=chosen)
             clf = TransformerTextClassifier.from_pretrained(work, backend="onnx" if chosen is None else "onnx-int8")
             got = clf.predict_proba(texts)
             lat = []
@@ -86,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
             size = (work / (ONNX_FILE if chosen is None else ONNX_INT8_FILE)).stat().st_size / 2**20
             rows.append((name, len(chosen) if chosen is not None else 0, float((ref.argmax(1) == got.argmax(1)).mean()),
                          float(np.abs(ref - got).max()), statistics.median(lat), size))
-    print(f"\n{folder}: {len(texts)} test texts, {len(nodes)} weight MatMuls, {n_layers} layers; reference: PyTorch float32")
+    n_weights = sum(role not in ("activation", "head") for *_, role in nodes)
+    print(f"\n{folder}: {len(texts)} test texts, {n_weights} weight MatMuls, {n_layers} layers; reference: PyTorch float32")
     print("| recipe | MatMuls int8 | label agreement | max prob diff | p50 ms (1 text) | MB |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, k, agree, diff, p50, mb in rows:

@@ -29,7 +29,7 @@ from data.cleaning import normalize_text
 from data.taxonomy import Taxonomy, default_taxonomy
 from model.artifacts import TrainedModel
 from model.rules import RuleEngine, RuleMatch
-from model.thresholds import decide
+from model.thresholds import decide, is_110
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class Router:
         """The model's labels in probability column order; sets the 110 mask on first use."""
         if self._is110 is None:
             self._class_list = [str(c) for c in self.model.classifier.classes_]
-            self._is110 = np.array([c in self.taxonomy and self.taxonomy.channel_of(c) == "110" for c in self._class_list])
+            self._is110 = is_110(self._class_list, self.taxonomy)
         return self._class_list
 
     # ------------------------------------------------------------------------------------------

@@ -86,7 +86,6 @@ class Rule:
     _compiled: list[re.Pattern[str]] = field(default_factory=list, repr=False)
     _unless: list[re.Pattern[str]] = field(default_factory=list, repr=False)
     _unless_text: list[re.Pattern[str]] = field(default_factory=list, repr=False)
-    _gate: re.Pattern[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -99,17 +98,11 @@ class Rule:
             self._unless_text = [_compile(p) for p in self.unless_text]
         except re.error as exc:
             raise RulesError(f"rule {self.id!r}: bad pattern: {exc}") from None
-        try:  # one scan says whether any pattern occurs at all: most rules don't, in most texts
-            self._gate = re.compile("|".join(f"(?:{p.pattern})" for p in self._compiled))
-        except re.error:  # e.g. a pattern with global inline flags; then every pattern is tried
-            self._gate = None
 
     def match(self, text: str, negation: "NegationCues") -> RuleMatch | None:
         """The first non-negated (and, for ``now_only``, present-tense) match in ``text``, or None.
 
         Danger rules also stand down when the text says the danger is over ("人已经救上来了")."""
-        if self._gate is not None and self._gate.search(text) is None:
-            return None
         if any(u.search(text) for u in self._unless_text):
             return None
         for pat in self._compiled:

@@ -707,19 +707,27 @@ LAYER_ROLES = ("query", "key", "value", "attention output", "FFN input", "FFN ou
 
 
 def weight_matmuls(path: str | Path) -> list[tuple[str, tuple[int, ...], str]]:
-    """(node name, weight shape, role) of every MatMul of an exported model that multiplies by a
-    weight matrix, in graph order. Exported node names are generic, so roles come from the BERT layer
-    pattern: six consecutive weight MatMuls shaped (h,h) (h,h) (h,h) (h,h) (h,4h) (4h,h) are one
-    layer's :data:`LAYER_ROLES`; anything else is "other"."""
+    """(node name as the quantizer sees it, weight shape, role) of every MatMul of an exported model.
+
+    Exported node names are generic, so roles come from the BERT layer pattern: six consecutive
+    MatMuls with a weight matrix shaped (h,h) (h,h) (h,h) (h,h) (h,4h) (4h,h) are one layer's
+    :data:`LAYER_ROLES`; other weight MatMuls are "other"; MatMuls of two activations are
+    "activation" (shape ()); the heads are Gemm nodes, which onnxruntime's quantizer first splits
+    into "<name>_MatMul" + Add, so they appear under that name as "head"."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
     shapes = {i.name: tuple(i.dims) for i in graph.initializer}
-    found = []
+    found, rest = [], []
     for node in graph.node:
-        weight = next((shapes[x] for x in node.input if x in shapes), None) if node.op_type == "MatMul" else None
-        if weight is not None and len(weight) == 2:
-            found.append((node.name, weight))
+        if node.op_type == "Gemm":
+            rest.append((f"{node.name}_MatMul", next((shapes[x] for x in node.input if x in shapes), ()), "head"))
+        elif node.op_type == "MatMul":
+            weight = next((shapes[x] for x in node.input if x in shapes), None)
+            if weight is not None and len(weight) == 2:
+                found.append((node.name, weight))
+            else:
+                rest.append((node.name, (), "activation"))
     out, i = [], 0
     while i < len(found):
         group = [w for _, w in found[i : i + 6]]
@@ -729,12 +737,13 @@ def weight_matmuls(path: str | Path) -> list[tuple[str, tuple[int, ...], str]]:
         else:
             out.append((found[i][0], found[i][1], "other"))
             i += 1
-    return out
+    return out + rest
 
 
-def quantize_int8(src: str | Path, dst: str | Path) -> None:
+def quantize_int8(src: str | Path, dst: str | Path, only: set[str] | None = None) -> None:
     """onnxruntime dynamic int8 quantization (int8 weights per output channel, activations quantised
-    at run time) of the attention's query, key and value projections only.
+    at run time) of the attention's query, key and value projections only; ``only``: exactly these
+    nodes instead (names from :func:`weight_matmuls`; bench/int8_recipes.py compares choices).
 
     Measured with ``python -m bench.int8_recipes`` on the corpus test split (6-layer e5 fine-tuned on
     the corpus, 966 texts; label agreement with PyTorch / max probability difference / p50 of one
@@ -742,22 +751,19 @@ def quantize_int8(src: str | Path, dst: str | Path) -> None:
     0.41 / 5.5 ms / 24 MB; all but the FFN output (the earlier recipe) 99.0% / 0.31 / 6.6 ms; FFN
     input only 99.4%; query, key, value only 99.8% / 0.08 / 7.2 ms / 47 MB. The issue asks for
     ≥ 99.5% agreement, so only Q/K/V are quantised: on 2 cores that buys little speed over float32
-    ONNX; the heads stay float32. A graph
-    without the BERT layer pattern falls back to the earlier recipe.
+    ONNX; the heads stay float32. A graph without the BERT layer pattern falls back to the earlier
+    recipe (every weight MatMul but the (4h, h) FFN outputs).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     nodes = weight_matmuls(src)
-    if any(role != "other" for _, _, role in nodes):
+    if only is not None:
+        keep = set(only)
+    elif any(role in LAYER_ROLES for _, _, role in nodes):
         keep = {name for name, _, role in nodes if role in ("query", "key", "value")}
     else:
-        keep = {name for name, w, _ in nodes if not w[0] > w[1]}  # all but the (4h, h) FFN outputs
-    import onnx
-
-    graph = onnx.load(str(src), load_external_data=False).graph
-    exclude = [n.name for n in graph.node if n.op_type == "MatMul" and n.name not in keep]
-    # The heads are Gemm nodes, which the quantizer first splits into "<name>_MatMul" + Add.
-    exclude += [f"{n.name}_MatMul" for n in graph.node if n.op_type == "Gemm"]
+        keep = {name for name, w, role in nodes if role == "other" and not w[0] > w[1]}
+    exclude = [name for name, _, _ in nodes if name not in keep]
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True, nodes_to_exclude=exclude)
 
 

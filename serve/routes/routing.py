@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from data.cleaning import normalize_text
 from data.masking import mask_pii
-from model.router import Decision, Router
+from model.router import Decision
 from serve.advice import to_response
 from serve.batching import fell_back
 from serve.deps import Routing, RoutingDep
