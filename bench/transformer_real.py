@@ -44,7 +44,12 @@ CONFIGS = {
     # the classifier defaults, with a higher encoder learning rate (the first try underfit at 5e-5)
     "default": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=8, class_weight="sqrt", max_length=128),
     "balanced": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=8, class_weight="balanced", max_length=128),
+    # The ladder of bench/README.md (one change per step, 12 layers): the first try of the issue ...
     "frozen-emb": dict(lr_encoder=5e-5, lr_head=1e-3, epochs=3, class_weight=None, lr_embeddings=0.0, max_length=128),
+    # ... + the (pruned) embeddings trained, learning rates 1e-4 encoder / 2e-3 heads ...
+    "unfrozen-3ep": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=3, class_weight=None, max_length=128),
+    # ... + square-root class weights (then 12-layer-long: + up to 10 epochs with early stopping).
+    "weighted-3ep": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=3, class_weight="sqrt", max_length=128),
     "6-layer": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=4, class_weight="sqrt", max_length=128, num_layers=6),
     "12-layer-long": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=10, early_stopping_patience=3, class_weight="sqrt", max_length=128),
     "6-layer-long": dict(lr_encoder=1.5e-4, lr_head=2e-3, epochs=12, early_stopping_patience=3, class_weight="sqrt", max_length=128, num_layers=6),
@@ -129,7 +134,7 @@ def main() -> None:
         )
         rows.append((f"ensemble {name} (transformer weight {best_w:.2f}, chosen on validation)", *scores(y[te], clf.classes_[ens.argmax(1)]), "-", "-"))
         result[name] = {"params": CONFIGS[name], "history": clf.history_, "fit_seconds": round(fit_s, 1), "ensemble_weight": best_w,
-                        "temperature": clf.temperature_, "n_params": clf.n_params_}
+                        "temperature": clf.temperature_, "n_params": clf.n_params_, "precision": clf.precision_}
         if channel_map:
             is110 = np.array([channel_map[c] == "110" for c in clf.classes_])
             true110 = np.array([channel_map[c] == "110" for c in y[te]])

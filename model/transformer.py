@@ -192,6 +192,12 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         Temperature scaling of both heads on the validation split.
     device : str, default "auto"
         "auto" → CUDA if available, else CPU.
+    precision : {"auto", "bf16", "fp32"}, default "auto"
+        Arithmetic of the training forward and backward passes: "bf16" runs them under
+        ``torch.autocast`` in bfloat16 (weights, optimiser state, validation and inference stay
+        float32); "auto" uses bf16 where the hardware has it (CPUs with AMX or AVX512-BF16, CUDA
+        devices that support it), else fp32. Measured on the 2-core Xeon here (AMX): a training step
+        of 32 texts × 48 tokens through the 12-layer e5 took 0.96 s in bf16 against 1.86 s in fp32.
     backend : {"auto", "torch", "onnx", "onnx-int8"}, default "auto"
         Inference backend after :meth:`from_pretrained`; "auto" picks the fastest one present
         (int8 ONNX, then float32 ONNX, then torch).
@@ -204,6 +210,11 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         Also fit :class:`model.linear.LinearTextClassifier` and serve the weighted mean of both models'
         probabilities; the weight is chosen on the validation split (accuracy + macro-F1) with the
         linear model fit without those rows, then the linear model is refit on every row.
+    average_checkpoints : int, default 4
+        The best epochs (by validation accuracy + macro-F1) kept as candidates for weight averaging:
+        the served network is the greedy soup of them (see :meth:`_greedy_soup`): the best epoch,
+        averaged with the next best ones as long as that does not hurt validation. 1 = the best
+        epoch alone, as plain early stopping.
     random_state : int, default 0
     progress : bool, default False
         Show tqdm progress bars while training.
@@ -216,6 +227,10 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
     temperature_, channel_temperature_ : float
     history_ : list of dict
         Per epoch: train loss, validation accuracy / macro-F1, seconds.
+    averaged_epochs_ : list of int
+        The epochs whose weights the served network averages (one: the best epoch).
+    precision_ : str
+        "bf16" or "fp32": what training ran in.
     validation_proba_ : ndarray (n_val, n_classes), validation_labels_ : ndarray (n_val,)
         Calibrated out-of-sample probabilities on the validation split (thresholds are chosen on them).
     backend_ : str
@@ -249,10 +264,12 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         early_stopping_patience: int = 2,
         calibrate: bool = True,
         device: str = "auto",
+        precision: str = "auto",
         backend: str = "auto",
         eval_batch_size: int = 64,
         onnx_batch_size: int = 1,
         ensemble_linear: bool = False,
+        average_checkpoints: int = 4,
         random_state: int = 0,
         progress: bool = False,
     ):
@@ -277,10 +294,12 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         self.early_stopping_patience = early_stopping_patience
         self.calibrate = calibrate
         self.device = device
+        self.precision = precision
         self.backend = backend
         self.eval_batch_size = eval_batch_size
         self.onnx_batch_size = onnx_batch_size
         self.ensemble_linear = ensemble_linear
+        self.average_checkpoints = average_checkpoints
         self.random_state = random_state
         self.progress = progress
 
@@ -290,6 +309,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
         if self.class_weight not in ("balanced", "sqrt", None):
             raise ValueError(f"class_weight must be 'balanced', 'sqrt' or None, got {self.class_weight!r}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if not 0 <= self.channel_blend <= 1:
@@ -302,6 +323,22 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
+
+    def _autocast(self, device):
+        """The training-pass context: bf16 autocast (see ``precision``) or a no-op; sets ``precision_``."""
+        import contextlib
+
+        torch = _import_torch()
+        want = self.precision
+        if want == "auto":
+            if device.type == "cuda":
+                want = "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+            else:
+                want = "bf16" if (torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()) else "fp32"
+        self.precision_ = want
+        if want == "fp32":
+            return contextlib.nullcontext
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 
     def _seed(self) -> None:
         torch = _import_torch()
@@ -334,7 +371,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
 
         tr, va = self._split(y, counts)
         self.tokenizer_ = AutoTokenizer.from_pretrained(base)
-        ids = self._tokenize(texts)
+        data = self.encode_dataset(texts, y, c)
+        ids = list(data["input_ids"])
         device = self._device()
         net = _network_class()(load_encoder(base, self.num_layers), len(classes), len(self.channels_), self.dropout, self.pooling).to(device)
         self.net_, self.session_ = net, None
@@ -349,8 +387,16 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         scheduler = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)
         from tqdm.auto import tqdm
 
-        self.history_, best, best_state, bad = [], -np.inf, None, 0
-        lengths = np.array([len(i) for i in ids])
+        autocast = self._autocast(device)
+        logger.info("training on %s in %s", device, self.precision_)
+
+        def validate() -> tuple[float, float]:
+            pred = self._logits([ids[i] for i in va])[0].argmax(1)
+            return (round(float(accuracy_score(y[va], pred)), 4),
+                    round(float(f1_score(y[va], pred, average="macro", labels=np.unique(y[va]), zero_division=0)), 4))
+
+        self.history_, best, bad, snapshots = [], -np.inf, 0, []
+        lengths = np.asarray(data["length"])
         for epoch in range(int(self.epochs)):
             net.train()
             te = time.perf_counter()
@@ -359,10 +405,12 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             for b in tqdm(batches, desc=f"epoch {epoch + 1}/{self.epochs}", disable=not self.progress, unit="batch"):
                 rows = tr[b]
                 inp, att = self._pad([ids[i] for i in rows], device)
-                dep_logits, chan_logits = net(inp, att)
-                loss = loss_dep(dep_logits, torch.as_tensor(y[rows], device=device))
+                with autocast():
+                    dep_logits, chan_logits = net(inp, att)
+                # The losses in float32 (autocast would run them in float32 anyway; explicit here).
+                loss = loss_dep(dep_logits.float(), torch.as_tensor(y[rows], device=device))
                 if self.channels_:
-                    loss = loss + self.channel_loss_weight * loss_chan(chan_logits, torch.as_tensor(c[rows], device=device))
+                    loss = loss + self.channel_loss_weight * loss_chan(chan_logits.float(), torch.as_tensor(c[rows], device=device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -373,22 +421,21 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
                     logger.debug("epoch %d step %d/%d loss %.4f", epoch + 1, len(losses), len(batches), np.mean(losses[-25:]))
             record = {"epoch": epoch + 1, "train_loss": round(float(np.mean(losses)), 4), "seconds": round(time.perf_counter() - te, 1)}
             if len(va):
-                dl, _ = self._logits([ids[i] for i in va])
-                pred = dl.argmax(1)
-                record["val_accuracy"] = round(float(accuracy_score(y[va], pred)), 4)
-                record["val_macro_f1"] = round(float(f1_score(y[va], pred, average="macro", labels=np.unique(y[va]), zero_division=0)), 4)
+                record["val_accuracy"], record["val_macro_f1"] = validate()
                 score = record["val_accuracy"] + record["val_macro_f1"]
+                snapshots.append((score, epoch + 1, {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}))
+                snapshots = sorted(snapshots, key=lambda s: -s[0])[: max(1, int(self.average_checkpoints))]
                 if score > best + 1e-6:
                     best, bad = score, 0
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
                 else:
                     bad += 1
             self.history_.append(record)
             logger.info("epoch %s", record)
             if len(va) and bad >= self.early_stopping_patience:
                 break
-        if best_state is not None:
-            net.load_state_dict(best_state)
+        self.averaged_epochs_ = [len(self.history_)]
+        if snapshots:
+            self.averaged_epochs_ = self._greedy_soup(net, snapshots, validate)
         net.eval()
         self.temperature_, self.channel_temperature_ = 1.0, 1.0
         self.validation_proba_ = np.zeros((0, len(classes)))
@@ -409,6 +456,30 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         self.n_params_ = int(sum(p.numel() for p in net.parameters()))
         self.fit_seconds_ = round(time.perf_counter() - t0, 1)
         return self
+
+    def _greedy_soup(self, net, snapshots: list, validate) -> list[int]:
+        """Load into ``net`` the uniform weight average of the epoch checkpoints that a greedy soup keeps
+        (Wortsman et al., 2022, "Model soups"): start from the best epoch, add the next best while the
+        validation accuracy + macro-F1 of the average does not drop. ``snapshots``: (score, epoch,
+        state dict), best first. Returns the epochs averaged (the best epoch alone without averaging)."""
+        torch = _import_torch()
+        device = next(net.parameters()).device
+
+        def load(states: list[dict]) -> None:
+            avg = {k: (torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v)
+                   for k, v in states[0].items()}
+            net.load_state_dict({k: v.to(device) for k, v in avg.items()})
+
+        score, epochs, states = snapshots[0][0], [snapshots[0][1]], [snapshots[0][2]]
+        for cand_score, epoch, state in snapshots[1:]:
+            load(states + [state])
+            trial = sum(validate())
+            if trial >= score - 1e-9:
+                score, epochs, states = trial, epochs + [epoch], states + [state]
+        load(states)
+        if len(epochs) > 1:
+            logger.info("weights averaged over epochs %s (validation accuracy + macro-F1 %.4f, best epoch alone %.4f)", epochs, score, snapshots[0][0])
+        return epochs
 
     def _fit_linear(self, texts: list[str], labels: np.ndarray, tr: np.ndarray, va: np.ndarray) -> None:
         """Choose the ensemble weight on the validation split, then refit the linear model on all rows."""
@@ -467,6 +538,24 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         if emb:
             groups.append({"params": emb, "lr": emb_lr, "weight_decay": 0.0})
         return groups
+
+    def encode_dataset(self, texts: Sequence[str], y: np.ndarray, channels: np.ndarray):
+        """The training input pipeline: a :class:`datasets.Dataset` with columns ``text``, ``label``
+        (class index), ``channel`` (channel index or -100), ``input_ids`` (prefixed, truncated to
+        ``max_length``) and ``length`` (tokens), built with a batched ``map`` of the tokenizer.
+        Batches are then drawn by :func:`length_buckets` on ``length`` and padded per batch."""
+        import datasets
+
+        ds = datasets.Dataset.from_dict({"text": list(texts), "label": np.asarray(y, dtype=np.int64), "channel": np.asarray(channels, dtype=np.int64)})
+        quiet = not self.progress and datasets.is_progress_bar_enabled()
+        if quiet:
+            datasets.disable_progress_bars()
+        try:
+            ds = ds.map(lambda b: {"input_ids": (ids := self._tokenize(b["text"])), "length": [len(i) for i in ids]}, batched=True, batch_size=1000)
+        finally:
+            if quiet:
+                datasets.enable_progress_bars()
+        return ds
 
     # ------------------------------------------------------------------------------------ inference
     def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -587,6 +676,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             "history": self.history_,
             "n_params": self.n_params_,
             "fit_seconds": getattr(self, "fit_seconds_", None),
+            "precision": getattr(self, "precision_", None),
+            "averaged_epochs": getattr(self, "averaged_epochs_", None),
             "ensemble_weight": getattr(self, "ensemble_weight_", 1.0),
         }
         (out / LINEAR_FILE).unlink(missing_ok=True)
@@ -615,6 +706,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         clf.temperature_ = float(meta["temperature"])
         clf.channel_temperature_ = float(meta["channel_temperature"])
         clf.history_ = meta.get("history", [])
+        clf.averaged_epochs_ = meta.get("averaged_epochs")
+        clf.precision_ = meta.get("precision")
         clf.n_params_ = meta.get("n_params")
         clf.path_ = path
         clf.ensemble_weight_ = float(meta.get("ensemble_weight", 1.0))

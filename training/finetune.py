@@ -119,6 +119,13 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     return model
 
 
+def _averaged(clf: TransformerTextClassifier) -> str:
+    epochs = getattr(clf, "averaged_epochs_", None) or []
+    if len(epochs) > 1:
+        return "the average of epochs " + ", ".join(str(e) for e in sorted(epochs))
+    return f"epoch {epochs[0]}" if epochs else "the last epoch"
+
+
 def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) -> str:
     """Markdown model card of a fine-tuned transformer (README.md of the folder)."""
     clf: TransformerTextClassifier = model.classifier
@@ -148,7 +155,8 @@ def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) 
         f"- files: {', '.join(f'`{d}`' for d in cfg.data)} (columns `{cfg.text_column}` → `{cfg.label_column}`); rows {m['train_rows']}, skipped {m['skipped_rows']}",
         f"- sha256 of (text, label) rows: `{extra['training_data_sha256'][:16]}…`",
         f"- parameters: {', '.join(f'{k}={v}' for k, v in clf.get_params().items() if k not in ('channel_map', 'progress'))}",
-        f"- epochs run: {len(clf.history_)} (best kept by validation accuracy + macro-F1); {m['n_params']:,} parameters; {m['train_seconds']} s",
+        f"- epochs run: {len(clf.history_)}; served weights: {_averaged(clf)} (chosen by validation accuracy + macro-F1); "
+        f"{m['n_params']:,} parameters; {m['train_seconds']} s, trained in {getattr(clf, 'precision_', None) or 'fp32'}",
         "",
         "| epoch | train loss | val accuracy | val macro-F1 | seconds |",
         "| --- | --- | --- | --- | --- |",

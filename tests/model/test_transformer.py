@@ -58,6 +58,20 @@ def test_params_are_stored_not_validated_in_init(unigram_base):
         TransformerTextClassifier(base_model=str(unigram_base)).fit(TEXTS[:4], ["x"] * 4)
 
 
+def test_bf16_training_learns_and_is_recorded(unigram_base, tmp_path):
+    """precision="bf16" trains under autocast (weights stay float32) and the folder says so."""
+    with pytest.raises(ValueError, match="precision"):
+        TransformerTextClassifier(base_model=str(unigram_base), precision="fp8").fit(TEXTS, LABELS)
+    clf = TransformerTextClassifier(base_model=str(unigram_base), precision="bf16", **FAST).fit(TEXTS, LABELS)
+    assert clf.precision_ == "bf16"
+    assert all(p.dtype.is_floating_point and p.dtype.itemsize == 4 for p in clf.net_.parameters())
+    assert (clf.predict(TEXTS) == np.asarray(LABELS)).mean() >= 0.75
+    clf.save_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "transformer.json").read_text())["precision"] == "bf16"
+    fp32 = TransformerTextClassifier(base_model=str(unigram_base), precision="fp32", epochs=1).fit(TEXTS, LABELS)
+    assert fp32.precision_ == "fp32"
+
+
 def test_missing_base_model_says_how_to_build_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="hotline base-model build"):
         TransformerTextClassifier(base_model=str(tmp_path / "none")).fit(TEXTS, LABELS)
@@ -158,3 +172,48 @@ def test_train_save_load_and_route(unigram_base, tmp_path):
     (out / "heads.safetensors").write_bytes(b"broken")
     with pytest.raises(ModelLoadError, match="checksum"):
         load_model(out)
+
+
+def test_input_pipeline_is_a_datasets_table_truncated_to_max_length(unigram_base):
+    """fit() tokenises through a datasets.Dataset: one row per text, labels kept, lengths ≤ max_length."""
+    import datasets
+    from transformers import AutoTokenizer
+
+    clf = TransformerTextClassifier(base_model=str(unigram_base), max_length=6)
+    clf.tokenizer_, clf.prefix_ = AutoTokenizer.from_pretrained(unigram_base), "query: "
+    y = np.arange(len(TEXTS[:5]))
+    ds = clf.encode_dataset(TEXTS[:5], y, np.full(5, -100))
+    assert isinstance(ds, datasets.Dataset) and len(ds) == 5
+    assert list(ds["label"]) == y.tolist() and list(ds["channel"]) == [-100] * 5
+    assert list(ds["length"]) == [len(i) for i in ds["input_ids"]] and max(ds["length"]) <= 6
+    assert list(ds["input_ids"]) == clf._tokenize(TEXTS[:5])  # the same ids inference uses
+
+
+def test_greedy_soup_averages_only_checkpoints_that_do_not_hurt_validation():
+    """Epoch checkpoints whose average scores no worse are kept; a harmful one is left out."""
+    import torch
+
+    net = torch.nn.Linear(1, 1, bias=False)
+    target = 1.0
+
+    def validate():  # higher is better: closeness of the weight to the target
+        w = float(net.weight.detach()[0, 0])
+        return -abs(w - target), 0.0
+
+    def state(w):
+        return {"weight": torch.tensor([[w]])}
+
+    # Best first (as fit() sorts them): 1.3 alone scores -0.3; with 0.8 the mean 1.05 scores -0.05 (kept);
+    # adding 5.0 would move the mean to 2.37 (left out); 0.9 then gives 1.0 (kept).
+    snapshots = [(-0.3, 3, state(1.3)), (-0.2 - 0.2, 2, state(0.8)), (-4.0, 5, state(5.0)), (-0.1 - 0.4, 1, state(0.9))]
+    clf = TransformerTextClassifier()
+    assert clf._greedy_soup(net, snapshots, validate) == [3, 2, 1]
+    assert float(net.weight[0, 0]) == pytest.approx(1.0)
+    assert clf._greedy_soup(net, snapshots[:1], validate) == [3] and float(net.weight[0, 0]) == pytest.approx(1.3)
+
+
+def test_fit_records_the_averaged_epochs(fitted, unigram_base):
+    assert fitted.averaged_epochs_ and set(fitted.averaged_epochs_) <= {h["epoch"] for h in fitted.history_}
+    single = TransformerTextClassifier(base_model=str(unigram_base), average_checkpoints=1, **FAST).fit(TEXTS, LABELS)
+    best = max(single.history_, key=lambda h: h["val_accuracy"] + h["val_macro_f1"] - 1e-6 * h["epoch"])
+    assert single.averaged_epochs_ == [best["epoch"]]
