@@ -1,6 +1,7 @@
 """Post-hoc choices on saved probabilities of ``bench/transformer_real.py`` (no refitting).
 
     python -m bench.posthoc_real --dataset haikou --config 12-layer-long
+    python -m bench.posthoc_real --dataset haikou --ladder frozen-emb,unfrozen-3ep,weighted-3ep,12-layer-6ep-ls
 
 Reads ``bench/results/proba_<dataset>_<config>.npz`` (validation and test probabilities of the
 transformer and of the linear model, true labels, training label counts). Every choice is made on the
@@ -12,7 +13,9 @@ validation rows only and then scored once on the test rows:
   this trades a little accuracy for macro-F1.
 
 The criterion on validation is accuracy + macro-F1 (the issue's two numbers, weighted alike).
-Prints one table.
+Prints one table. With ``--ladder A,B,…``: one row per saved config instead (the transformer alone and
+its ensemble with the weight chosen on validation, by log-likelihood as the product does and by accuracy +
+macro-F1 as it did before), each against the linear model, in the order given.
 
 Found on Haikou (12-layer-long, 2026-11-24): validation picks tau = 0 for the ensemble (no gain),
 and tau = 0.5 for the linear model alone (test: −0.2 accuracy, +2.3 macro-F1). So the product does
@@ -26,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
+
+from model.calibration import fit_blend_weight
 
 RESULTS = Path("bench/results")
 WEIGHTS = np.linspace(0, 1, 21)
@@ -53,12 +58,33 @@ def choose(val_y, classes, candidates) -> tuple:
     return best
 
 
+def ladder(dataset: str, configs: list[str]) -> None:
+    """One row per config: transformer alone, ensemble (weight chosen on validation), versus linear."""
+    print("| config | transformer accuracy / macro-F1 | ensemble, weight by log-likelihood (the product's) | vs linear (points) "
+          "| ensemble, weight by accuracy + macro-F1 |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in configs:
+        d = np.load(RESULTS / f"proba_{dataset}_{name}.npz")
+        classes = d["classes"]
+        w_nll = fit_blend_weight(d["val_transformer"], d["val_linear"], np.searchsorted(classes, d["val_y"]))
+        w_f1 = max(WEIGHTS, key=lambda w: (sum(scores(d["val_y"], w * d["val_transformer"] + (1 - w) * d["val_linear"], classes)), -w))
+        t_acc, t_f1 = scores(d["test_y"], d["test_transformer"], classes)
+        l_acc, l_f1 = scores(d["test_y"], d["test_linear"], classes)
+        (e_acc, e_f1), (f_acc, f_f1) = (scores(d["test_y"], w * d["test_transformer"] + (1 - w) * d["test_linear"], classes) for w in (w_nll, w_f1))
+        print(f"| {name} | {t_acc:.3f} / {t_f1:.3f} | {e_acc:.3f} / {e_f1:.3f} (w={w_nll:.2f}) | {100 * (e_acc - l_acc):+.1f} / {100 * (e_f1 - l_f1):+.1f} "
+              f"| {f_acc:.3f} / {f_f1:.3f} (w={w_f1:.2f}) |")
+    print(f"linear alone: {l_acc:.3f} / {l_f1:.3f} on {len(d['test_y'])} test rows")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default="haikou")
     ap.add_argument("--config", default="12-layer-long")
+    ap.add_argument("--ladder", help="comma-separated saved configs: one summary row each")
     args = ap.parse_args(argv)
     print("command: python -m bench.posthoc_real " + " ".join(sys.argv[1:] if argv is None else argv))
+    if args.ladder:
+        return ladder(args.dataset, args.ladder.split(","))
     d = np.load(RESULTS / f"proba_{args.dataset}_{args.config}.npz")
     classes = d["classes"]
     counts = np.array([(d["train_y"] == c).sum() for c in classes], dtype=float)

@@ -39,3 +39,26 @@ def fit_temperature(proba: np.ndarray, y_index: np.ndarray, bounds: tuple[float,
         return float(-np.log(np.clip(apply_temperature(proba, t)[rows, y_index], 1e-12, 1.0)).mean())
 
     return float(minimize_scalar(nll, bounds=bounds, method="bounded").x)
+
+
+def fit_blend_weight(proba_a: np.ndarray, proba_b: np.ndarray, y_index: np.ndarray, grid: int = 21) -> float:
+    """Weight ``w`` in [0, 1] (on a grid of ``grid`` points) of ``w·proba_a + (1 − w)·proba_b`` that
+    minimises the negative log-likelihood of the true classes; ties go to the smaller ``w``.
+
+    The log-likelihood is a proper scoring rule and changes smoothly with ``w``: on a validation split
+    of a few hundred tickets over 35 departments, accuracy + macro-F1 jumps by points when one text
+    changes (macro-F1 of a department with one validation text is 0 or 1) and picked weights that did
+    worse on held-back tickets (bench/posthoc_real.py).
+
+    >>> a = np.array([[0.9, 0.1], [0.2, 0.8]]); b = np.array([[0.5, 0.5], [0.5, 0.5]])
+    >>> fit_blend_weight(a, b, np.array([0, 1]))   # a is right and confident: all weight on a
+    1.0
+    >>> fit_blend_weight(a, b, np.array([1, 0]))   # a is confidently wrong: all weight on b
+    0.0
+    """
+    rows = np.arange(len(y_index))
+    if not len(rows):
+        return 1.0
+    weights = np.linspace(0.0, 1.0, grid)
+    nll = [float(-np.log(np.clip((w * proba_a + (1 - w) * proba_b)[rows, y_index], 1e-12, 1.0)).mean()) for w in weights]
+    return round(float(weights[int(np.argmin(nll))]), 3)
