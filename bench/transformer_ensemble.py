@@ -34,6 +34,7 @@ def main() -> None:
     labels = np.asarray([r.department for r in train])
     _, counts = np.unique(labels, return_counts=True)
     tr, va = clf._split(np.searchsorted(clf.classes_, labels), counts)
+    clf.linear_, clf.ensemble_weight_ = None, 1.0  # the transformer alone first (a folder may hold the ensemble already)
     clf.validation_proba_ = clf.predict_proba([texts[i] for i in va])
     alone = evaluate_records(model, test)["metrics"]
     clf._fit_linear(texts, labels, tr, va)

@@ -29,7 +29,8 @@ def unigram_base(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fitted(unigram_base):
-    return TransformerTextClassifier(base_model=str(unigram_base), channel_map=CHANNELS, **FAST).fit(TEXTS, LABELS)
+    # The transformer alone (the default also blends in the linear model: tested below).
+    return TransformerTextClassifier(base_model=str(unigram_base), channel_map=CHANNELS, ensemble_linear=False, **FAST).fit(TEXTS, LABELS)
 
 
 def test_contract(unigram_base, fitted):
@@ -102,7 +103,9 @@ def test_save_and_load_round_trip(fitted, tmp_path):
 
 
 def test_ensemble_with_the_linear_model_round_trips_and_explains(unigram_base, tmp_path):
-    clf = TransformerTextClassifier(base_model=str(unigram_base), channel_map=CHANNELS, ensemble_linear=True, **dict(FAST, epochs=2)).fit(TEXTS, LABELS)
+    """The default: the linear model is fitted alongside and blended in (its terms give the reasons)."""
+    assert TransformerTextClassifier().get_params()["ensemble_linear"] is True
+    clf = TransformerTextClassifier(base_model=str(unigram_base), channel_map=CHANNELS, **dict(FAST, epochs=2)).fit(TEXTS, LABELS)
     assert 0.0 <= clf.ensemble_weight_ <= 1.0 and clf.linear_ is not None
     texts = ["小区停水了，什么时候来水", "手机被偷了"]
     proba = clf.predict_proba(texts)
