@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.child import print_table, run_child
 
 
 def fit_once(config: str, rows: int, base: str) -> dict:
@@ -58,24 +59,12 @@ def main() -> None:
         print(json.dumps(fit_once(args.child, args.rows, args.base)))
         return
     print("command: python -m bench.transformer_fit_time " + " ".join(sys.argv[1:]), flush=True)
-    results = []
-    for config in args.config or ["6-layer-fast"]:
-        res = subprocess.run([sys.executable, "-m", "bench.transformer_fit_time", "--child", config, "--rows", str(args.rows), "--base", args.base],
-                             capture_output=True, text=True)
-        if res.returncode != 0:
-            results.append({"config": config, "error": (res.stderr.strip().splitlines() or ["failed"])[-1]})
-        else:
-            results.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    results = [{"config": c, **run_child("bench.transformer_fit_time", "--child", c, "--rows", str(args.rows), "--base", args.base)}
+               for c in args.config or ["6-layer-fast"]]
     print(f"\nfine-tuning on {args.rows} texts, 2 CPU cores; a row per config")
-    print("| config | texts | precision | epochs | s / epoch | prune s | fit s | total min | peak RSS MiB |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for r in results:
-        if "error" in r:
-            print(f"| {r['config']} | error: {r['error']} | | | | | | | |")
-        else:
-            print(f"| {r['config']} | {r['source']} | {r['precision']} | {r['epochs']} | {r['s_per_epoch']} | {r['prune_s']} | "
-                  f"{r['fit_s']} | {r['total_s'] / 60:.1f} | {r['peak_rss_mib']} |")
-
+    print_table(["config", "texts", "precision", "epochs", "s / epoch", "prune s", "fit s", "total min", "peak RSS MiB"], results,
+                lambda r: [r["config"], r["source"], r["precision"], r["epochs"], r["s_per_epoch"], r["prune_s"], r["fit_s"],
+                           f"{r['total_s'] / 60:.1f}", r["peak_rss_mib"]], "config")
 
 if __name__ == "__main__":
     main()

@@ -14,9 +14,10 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
 import sys
 import time
+
+from bench.child import print_table, run_child
 
 
 def measure(model_dir: str, backend: str, n: int) -> dict:
@@ -65,24 +66,14 @@ def main() -> None:
     best: dict[str, dict] = {}
     for _ in range(args.rounds):
         for backend in args.backend or ["torch", "onnx", "onnx-int8"]:
-            res = subprocess.run([sys.executable, "-m", "bench.transformer_speed", "--model", args.model, "--n", str(args.n), "--child", backend],
-                                 capture_output=True, text=True)
-            if res.returncode != 0:
-                best.setdefault(backend, {"backend": backend, "error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"})
-                continue
-            r = json.loads(res.stdout.strip().splitlines()[-1])
-            if "p50_ms" not in best.get(backend, {}) or r["p50_ms"] < best[backend]["p50_ms"]:
+            r = run_child("bench.transformer_speed", "--model", args.model, "--n", str(args.n), "--child", backend)
+            if "error" in r:
+                best.setdefault(backend, {"backend": backend, **r})
+            elif "p50_ms" not in best.get(backend, {}) or r["p50_ms"] < best[backend]["p50_ms"]:
                 best[backend] = r
-    rows = list(best.values())
     print(f"\n{args.model}: route() over {args.n} corpus test texts, one at a time, then route_batch; best of {args.rounds} rounds")
-    print("| backend | load s | p50 ms | p95 ms | texts/s batch 32 | texts/s batch 64 | peak RSS MiB |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        if "error" in r:
-            print(f"| {r['backend']} | error: {r['error']} | | | | | |")
-        else:
-            print(f"| {r['backend']} | {r['load_s']} | {r['p50_ms']} | {r['p95_ms']} | {r['batch32_per_s']} | {r['batch64_per_s']} | {r['peak_rss_mib']:.0f} |")
-
+    print_table(["backend", "load s", "p50 ms", "p95 ms", "texts/s batch 32", "texts/s batch 64", "peak RSS MiB"], list(best.values()),
+                lambda r: [r["backend"], r["load_s"], r["p50_ms"], r["p95_ms"], r["batch32_per_s"], r["batch64_per_s"], f"{r['peak_rss_mib']:.0f}"], "backend")
 
 if __name__ == "__main__":
     main()
