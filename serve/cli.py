@@ -99,6 +99,8 @@ def train(
     lenient: bool = typer.Option(False, help="Skip bad rows (and report them) instead of failing"),
     strip_boilerplate: bool = typer.Option(False, help="Remove dispatch boilerplate such as 请交警核实处理 (it leaks the label)"),
     target_110_recall: float = typer.Option(0.99, help="110 recall the channel threshold must reach on validation data"),
+    count_override: bool = typer.Option(False, "--count-override", help="Count the calls the danger override sends to 110 towards the 110 recall target (default: the model alone must reach it)"),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="With --count-override: the rules file the service will run (default: the shipped one)"),
     seed: int = typer.Option(13),
     verbose: bool = typer.Option(True, help="Log progress"),
 ) -> None:
@@ -113,6 +115,7 @@ def train(
             data=[str(d) for d in data], out=str(out), text_column=text_column, label_column=label_column, channel_column=channel_column,
             model=model, taxonomy=taxonomy, channel_map=str(channel_map) if channel_map else None, strict=not lenient,
             strip_boilerplate=strip_boilerplate, target_110_recall=target_110_recall, seed=seed, test_data=[str(t) for t in test_data],
+            threshold_counts_override=count_override, rules_file=str(rules) if rules else None,
             base_model=str(base_model) if base_model else None, transformer=_parse_params(param),
         )
         trained = run_train(cfg)

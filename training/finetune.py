@@ -24,8 +24,8 @@ from model.artifacts import TrainedModel, new_version, save_model
 from model.thresholds import choose_thresholds, decide
 from model.transformer import TransformerTextClassifier
 from training.metrics import routing_metrics, summary_line
-from training.model_card import _fmt, metrics_table
-from training.train import TrainConfig, data_hash, load_training_data
+from training.model_card import _fmt, channel_threshold_line, metrics_table
+from training.train import TrainConfig, data_hash, load_training_data, override_mask
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,8 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     val_y = clf.validation_labels_
     if len(val_y) == 0:
         raise DataError("no validation rows: raise transformer val_fraction (thresholds are chosen on held-out rows)")
-    thresholds = choose_thresholds(clf.validation_proba_, classes, val_y, taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy)
+    thresholds = choose_thresholds(clf.validation_proba_, classes, val_y, taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy,
+                                   forced_110=override_mask(cfg, [texts[i] for i in clf.validation_index_], taxonomy))
     chan, dep, conf, _ = decide(clf.validation_proba_, classes, taxonomy, thresholds["channel_110"])
     validation = routing_metrics(val_y, dep, chan, conf, taxonomy, needs_review=conf < thresholds["review"])
     validation.pop("misrouted_110", None)
@@ -163,7 +164,7 @@ def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) 
         *[f"| {h['epoch']} | {h['train_loss']} | {_fmt(h.get('val_accuracy'))} | {_fmt(h.get('val_macro_f1'))} | {h['seconds']} |" for h in clf.history_],
         "",
         "## Thresholds (chosen on the held-out validation split)",
-        f"- route to 110 when P(110) ≥ **{t['channel_110']:.4f}** (target 110 recall {t['target_110_recall']}; validation 110 recall {_fmt(t.get('validation_110_recall'))})",
+        channel_threshold_line(t),
         f"- send to review when confidence < **{t['review']:.4f}** (validation review rate {_fmt(t.get('validation_review_rate'))})",
         "",
         f"## Validation: {m['validation_out_of_fold']['method']} (model only, no rules)",

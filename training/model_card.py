@@ -6,6 +6,14 @@ from typing import Any
 from model import segment
 
 
+def channel_threshold_line(t: dict) -> str:
+    """The card's line for the 110 threshold: what it is, the recall target, what it gave on validation."""
+    counted = (f", the danger override counted: it caught {t['validation_110_forced_by_override']} of the validation 110 calls"
+               if t.get("override_counted") else ", the model alone")
+    return (f"- route to 110 when P(110) ≥ **{t['channel_110']:.4f}** (target 110 recall {t['target_110_recall']}{counted}; "
+            f"validation 110 recall {_fmt(t.get('validation_110_recall'))}, precision {_fmt(t.get('validation_110_precision'))})")
+
+
 def _fmt(v: Any) -> str:
     return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
@@ -49,8 +57,7 @@ def render_card(model, cfg, extra: dict) -> str:
         *[f"| {c} ({model.taxonomy[c].name}) | {model.taxonomy.channel_of(c)} | {n} |" for c, n in extra["label_counts"].items()],
         "",
         "## Thresholds (chosen on out-of-fold validation predictions)",
-        f"- route to 110 when P(110) ≥ **{t['channel_110']:.4f}** (target 110 recall {t['target_110_recall']}; "
-        f"validation 110 recall {_fmt(t.get('validation_110_recall'))}, precision {_fmt(t.get('validation_110_precision'))})",
+        channel_threshold_line(t),
         f"- send to review when confidence < **{t['review']:.4f}** (target accuracy of the rest {t['target_auto_accuracy']}; "
         f"validation review rate {_fmt(t.get('validation_review_rate'))})",
         "",
