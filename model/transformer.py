@@ -436,8 +436,10 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             if len(va):
                 record["val_accuracy"], record["val_macro_f1"] = validate()
                 score = record["val_accuracy"] + record["val_macro_f1"]
-                snapshots.append((score, epoch + 1, {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}))
-                snapshots = sorted(snapshots, key=lambda s: -s[0])[: max(1, int(self.average_checkpoints))]
+                keep = max(1, int(self.average_checkpoints))
+                if len(snapshots) < keep or score > snapshots[-1][0] + 1e-6:  # copy the weights only when they enter the kept best
+                    snapshots.append((score, epoch + 1, {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}))
+                    snapshots = sorted(snapshots, key=lambda s: -s[0])[:keep]
                 if score > best + 1e-6:
                     best, bad = score, 0
                 else:
@@ -484,7 +486,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             net.load_state_dict({k: v.to(device) for k, v in avg.items()})
 
         score, epochs, states = snapshots[0][0], [snapshots[0][1]], [snapshots[0][2]]
-        for cand_score, epoch, state in snapshots[1:]:
+        for _, epoch, state in snapshots[1:]:
             load(states + [state])
             trial = sum(validate())
             if trial >= score - 1e-9:
