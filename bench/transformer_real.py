@@ -89,8 +89,11 @@ def main() -> None:
     ap.add_argument("--dataset", choices=sorted(DATASETS), default="haikou")
     ap.add_argument("--config", action="append", choices=sorted(CONFIGS), help="repeatable; default: default")
     ap.add_argument("--base", default="models/base/e5-small-q4", help="unpruned base folder (hotline base-model build)")
+    ap.add_argument("--seed", type=int, default=13, help="the transformer's random_state (its validation split, init, batches); "
+                    "the 80/20 split stays seed 13. Results of another seed are saved with a _s<seed> suffix")
     args = ap.parse_args()
     configs = args.config or ["default"]
+    tag = "" if args.seed == 13 else f"_s{args.seed}"
     print("command: python -m bench.transformer_real " + " ".join(sys.argv[1:]), flush=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("model.transformer").setLevel(logging.DEBUG)
@@ -99,7 +102,7 @@ def main() -> None:
     tr, te = train_test_split(idx, test_size=0.2, random_state=13, stratify=y)
     X_tr, X_te = [texts[i] for i in tr], [texts[i] for i in te]
     rows: list[tuple] = []
-    result: dict = {"dataset": args.dataset, "n_train": len(tr), "n_test": len(te), "labels": int(len(set(y))), "split": "stratified 80/20, seed 13"}
+    result: dict = {"dataset": args.dataset, "seed": args.seed, "n_train": len(tr), "n_test": len(te), "labels": int(len(set(y))), "split": "stratified 80/20, seed 13"}
 
     t = time.perf_counter()
     base_pipe = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True), LinearSVC()).fit(X_tr, y[tr])
@@ -116,7 +119,7 @@ def main() -> None:
 
     for name in configs:
         t = time.perf_counter()
-        clf = TransformerTextClassifier(base_model=str(pruned), channel_map=channel_map, progress=False, random_state=13, **CONFIGS[name]).fit(X_tr, y[tr])
+        clf = TransformerTextClassifier(base_model=str(pruned), channel_map=channel_map, progress=False, random_state=args.seed, **CONFIGS[name]).fit(X_tr, y[tr])
         fit_s = time.perf_counter() - t
         p = clf.predict_proba(X_te)
         acc, f1 = scores(y[te], clf.classes_[p.argmax(1)])
@@ -133,7 +136,7 @@ def main() -> None:
         # Keep the probabilities (no texts) so that post-hoc choices can be studied without refitting:
         # bench/posthoc_real.py reads this file.
         np.savez_compressed(
-            RESULTS / f"proba_{args.dataset}_{name}.npz", classes=np.asarray(clf.classes_, dtype=str),
+            RESULTS / f"proba_{args.dataset}_{name}{tag}.npz", classes=np.asarray(clf.classes_, dtype=str),
             val_y=y[va], val_transformer=clf.validation_proba_, val_linear=pl_va,
             test_y=y[te], test_transformer=p, test_linear=lin_proba, train_y=y[fit_rows],
         )
@@ -148,7 +151,7 @@ def main() -> None:
                 result[name][f"police_f1_{label}"] = round(float(f1_score(true110, pred110)), 4)
     result["rows"] = rows
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"transformer_{args.dataset}_{'+'.join(configs)}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    (RESULTS / f"transformer_{args.dataset}_{'+'.join(configs)}{tag}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     print(f"\n{args.dataset}: {result['split']}, {len(tr)} train / {len(te)} test rows, {result['labels']} labels; pruned vocabulary "
           f"{report['vocab_before']} -> {report['vocab_after']}, parameters {report['params_before']:,} -> {report['params_after']:,}")
     print("| model | accuracy | macro-F1 | fit seconds | epochs |")

@@ -24,6 +24,11 @@ ENGINE = RuleEngine.from_file()
         ("楼道里一股煤气味", "police_rescue"),
         ("我家老人走失了", "police_rescue"),
         ("讨薪被老板的人围了", "police_public_order"),
+        # the audit's exclusions keep the real cases
+        ("我女儿走丢了，还牵着我家的狗", "police_rescue"),
+        ("孩子掉水里了，快来人", "police_rescue"),
+        ("今晚被两名男子持钢管殴打，头部出血，现伤者已送往医院", "police_criminal"),
+        ("厨房着火了，火很大", "fire"),
     ],
 )
 def test_danger_fires(text, department):
@@ -49,6 +54,19 @@ def test_danger_fires(text, department):
         "饭店油烟太大，熏得窗户都是油",
         "小区消防通道被堵，存在火灾隐患",
         "这家店跳楼价甩卖是不是虚假宣传",
+        # found by auditing the override's false alarms on the corpus train split (stop 11)
+        "我的狗丢了，一只黑色的拉布拉多，昨天傍晚在公园那边走丢的",
+        "小区里有只流浪狗一直跟着我，应该是谁家走丢的，想帮它找主人",
+        "我养的信鸽飞出去没回来，听说有人会捡到迷路的鸽子",
+        "漂流翻船了，现在人都没事，就是手机掉水里了，景区说不管",
+        "管道漏水把土冲走了，路面往下沉",
+        "我站在桥上掏东西的时候，车钥匙掉到河里去了",
+        "变压器在冒烟，哦不是烟，我看清楚了，是水汽",
+        "天然气最近火苗特别小，烧一壶水要二十分钟",
+        "包工头不给钱，大家心里都憋着火",
+        "一只猫在电表箱里叫了两天，疑似被困",
+        "我前几年因为打架被行政拘留过，现在能开无犯罪记录证明吗",
+        "上个礼拜我妈晕倒叫了救护车，收了八百多",
     ],
 )
 def test_danger_does_not_fire_on_negation_past_or_figures_of_speech(text):
