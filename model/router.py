@@ -135,6 +135,8 @@ class Router:
                 if hasattr(classifier, "transform_rows"):  # the linear model: features once, for scores and reasons
                     features = classifier.transform_rows(clean)
                     proba = classifier.predict_proba_features(features)
+                elif hasattr(classifier, "predict_proba_with_features"):  # the transformer with its linear ensemble
+                    proba, features = classifier.predict_proba_with_features(clean)
                 else:
                     proba = classifier.predict_proba(clean)
             except Exception:  # a model bug must not drop a live call: fall back to rules, count it

@@ -57,6 +57,8 @@ def test_params_are_stored_not_validated_in_init(unigram_base):
         clf.fit(TEXTS, LABELS)
     with pytest.raises(ValueError, match="two different labels"):
         TransformerTextClassifier(base_model=str(unigram_base)).fit(TEXTS[:4], ["x"] * 4)
+    with pytest.raises(ValueError, match="onnx_workers"):
+        TransformerTextClassifier(base_model=str(unigram_base), onnx_workers=0).fit(TEXTS, LABELS)
 
 
 def test_bf16_training_learns_and_is_recorded(unigram_base, tmp_path):
@@ -111,6 +113,10 @@ def test_ensemble_with_the_linear_model_round_trips_and_explains(unigram_base, t
     proba = clf.predict_proba(texts)
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
     assert clf.explain(texts[0], "utilities")  # the linear part names the terms
+    # The router's path: the linear features come back with the probabilities, for explain().
+    same, rows = clf.predict_proba_with_features(texts)
+    np.testing.assert_allclose(same, proba)
+    assert len(rows) == 2 and clf.explain(texts[0], "utilities", features=rows[0]) == clf.explain(texts[0], "utilities")
     assert "linear.joblib" in clf.save_pretrained(tmp_path / "m")
     again = TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch")
     np.testing.assert_allclose(again.predict_proba(texts), proba, atol=1e-5)
@@ -166,8 +172,20 @@ def test_train_save_load_and_route(unigram_base, tmp_path):
         assert roles[: 2 * len(LAYER_ROLES)] == list(LAYER_ROLES) * 2  # the tiny base has 2 layers
         int8 = onnx.load(str(out / "model.int8.onnx"), load_external_data=False).graph
         assert sum(n.op_type == "MatMulInteger" for n in int8.node) == 2 * 3  # heads and the rest stay float32
+        # Parallel batches (onnx_workers, a second single-threaded session) give the serial numbers;
+        # one text alone stays on the first session and builds no pool.
+        parallel, serial = (TransformerTextClassifier.from_pretrained(out, backend="onnx-int8") for _ in range(2))
+        parallel.onnx_workers, serial.onnx_workers = 2, 1
+        # (the channel head: the network runs whatever the ensemble weight of this tiny model)
+        parallel.predict_channel_proba(TEXTS[:1])
+        assert getattr(parallel, "pool_", None) is None
+        np.testing.assert_allclose(parallel.predict_channel_proba(TEXTS), serial.predict_channel_proba(TEXTS), atol=1e-5)
+        assert parallel.pool_ is not None and getattr(serial, "pool_", None) is None
     d = Router(model).route("小区停水了，什么时候来水")
     assert d.source in ("model", "override") and d.model_version == model.version
+    # A batch gives each text the decision (reasons included) that routing it alone gives.
+    batch = Router(model).route_batch(TEXTS[:6])
+    assert [b.to_dict() for b in batch] == [Router(model).route(t).to_dict() for t in TEXTS[:6]]
     assert Router(model).route("有人拿刀砍人").channel == "110"
     # A tampered weight file is refused, and the service would fall back to rules.
     from model.artifacts import ModelLoadError
