@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -45,6 +46,7 @@ from model.encoder import base_prefix
 from model.encoder.hf_folder import load_encoder
 
 logger = logging.getLogger(__name__)
+_POOL_LOCK = threading.Lock()
 
 DEFAULT_BASE_MODEL = "models/base/e5-small-zh"
 ENCODER_DIR, HEADS_FILE, META_FILE, LINEAR_FILE = "encoder", "heads.safetensors", "transformer.json", "linear.joblib"
@@ -621,11 +623,15 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         workers = self.onnx_workers if self.onnx_workers is not None else min(4, os.cpu_count() or 1)
         if int(workers) <= 1:
             return None
-        pool = getattr(self, "pool_", None)
-        if pool is None or pool[2] != self.session_path_:
-            from concurrent.futures import ThreadPoolExecutor
+        with _POOL_LOCK:  # concurrent requests build one pool, not one each
+            pool = getattr(self, "pool_", None)
+            if pool is None or pool[2] != self.session_path_:
+                from concurrent.futures import ThreadPoolExecutor
 
-            pool = self.pool_ = (_ort_session(self.session_path_, threads=1), ThreadPoolExecutor(int(workers), thread_name_prefix="onnx"), self.session_path_)
+                if pool is not None:
+                    pool[1].shutdown(wait=False)
+                session = _ort_session(self.session_path_, threads=1)
+                pool = self.pool_ = (session, ThreadPoolExecutor(int(workers), thread_name_prefix="onnx"), self.session_path_)
         return pool[0], pool[1]
 
     def _run(self, seqs: list[list[int]], session=None) -> tuple[np.ndarray, np.ndarray]:
