@@ -11,6 +11,12 @@ on that validation split by log-likelihood (linear refit on train-minus-validati
 pruned to the split's training texts first (test tokens then meet the CJK margin, as new calls would).
 Prints its command and one table; writes bench/results/transformer_<dataset>_<config>.json. Ticket
 texts are never printed.
+
+    python -m bench.transformer_real --dataset haikou --distil-from 12-layer-long --config 6-layer-fast
+
+trains the teacher config first, then each other config as a student that also learns the teacher's
+served probabilities of the training texts (``TransformerTextClassifier.fit(teacher_proba=...)``, as
+``hotline train --teacher DIR`` does); the student rows are named ``<config>-distilled``.
 """
 from __future__ import annotations
 
@@ -91,8 +97,12 @@ def main() -> None:
     ap.add_argument("--base", default="models/base/e5-small-q4", help="unpruned base folder (hotline base-model build)")
     ap.add_argument("--seed", type=int, default=13, help="the transformer's random_state (its validation split, init, batches); "
                     "the 80/20 split stays seed 13. Results of another seed are saved with a _s<seed> suffix")
+    ap.add_argument("--distil-from", metavar="CONFIG", help="train CONFIG first; every other --config is then a student that also "
+                    "learns CONFIG's served probabilities (its linear ensemble included) of the training texts; saved as <config>-distilled")
     args = ap.parse_args()
     configs = args.config or ["default"]
+    if args.distil_from:
+        configs = [args.distil_from] + [c for c in configs if c != args.distil_from]
     tag = "" if args.seed == 13 else f"_s{args.seed}"
     print("command: python -m bench.transformer_real " + " ".join(sys.argv[1:]), flush=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -117,9 +127,15 @@ def main() -> None:
     report = prune_vocabulary(args.base, pruned, X_tr + corpus)
     result["pruning"] = {k: report[k] for k in ("vocab_before", "vocab_after", "params_before", "params_after", "safetensors_bytes_before", "safetensors_bytes_after")}
 
-    for name in configs:
+    teacher_tr = None
+    for config in configs:
+        name = config if teacher_tr is None else f"{config}-distilled"
         t = time.perf_counter()
-        clf = TransformerTextClassifier(base_model=str(pruned), channel_map=channel_map, progress=False, random_state=args.seed, **CONFIGS[name]).fit(X_tr, y[tr])
+        # The network alone (ensemble_linear=False): the ensemble is formed below exactly as the
+        # classifier's ensemble_linear=True forms it, so that both rows can be printed.
+        clf = TransformerTextClassifier(base_model=str(pruned), channel_map=channel_map, progress=False, random_state=args.seed,
+                                        **{**CONFIGS[config], "ensemble_linear": False})
+        clf.fit(X_tr, y[tr], teacher_proba=teacher_tr)
         fit_s = time.perf_counter() - t
         p = clf.predict_proba(X_te)
         acc, f1 = scores(y[te], clf.classes_[p.argmax(1)])
@@ -132,6 +148,8 @@ def main() -> None:
         pl_va = lin_va.predict_proba([texts[i] for i in va])
         best_w = fit_blend_weight(clf.validation_proba_, pl_va, np.searchsorted(clf.classes_, y[va]))  # as ensemble_linear=True does
         ens = best_w * p + (1 - best_w) * lin_proba
+        if config == args.distil_from:  # the served teacher: the same ensemble, on the training texts
+            teacher_tr = best_w * clf.predict_proba(X_tr) + (1 - best_w) * linear.predict_proba(X_tr)
         RESULTS.mkdir(parents=True, exist_ok=True)
         # Keep the probabilities (no texts) so that post-hoc choices can be studied without refitting:
         # bench/posthoc_real.py reads this file.
@@ -141,7 +159,7 @@ def main() -> None:
             test_y=y[te], test_transformer=p, test_linear=lin_proba, train_y=y[fit_rows],
         )
         rows.append((f"ensemble {name} (transformer weight {best_w:.2f}, chosen on validation)", *scores(y[te], clf.classes_[ens.argmax(1)]), "-", "-"))
-        result[name] = {"params": CONFIGS[name], "history": clf.history_, "fit_seconds": round(fit_s, 1), "ensemble_weight": best_w,
+        result[name] = {"params": CONFIGS[config], "history": clf.history_, "fit_seconds": round(fit_s, 1), "ensemble_weight": best_w,
                         "temperature": clf.temperature_, "n_params": clf.n_params_, "precision": clf.precision_}
         if channel_map:
             is110 = np.array([channel_map[c] == "110" for c in clf.classes_])
@@ -158,9 +176,8 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     for name, acc, f1, secs, ep in rows:
         print(f"| {name} | {acc:.3f} | {f1:.3f} | {secs} | {ep} |")
-    for name in configs:
-        if "police_f1_transformer" in result[name]:
-            r = result[name]
+    for name, r in result.items():
+        if isinstance(r, dict) and "police_f1_transformer" in r:
             print(f"police-or-not F1 ({name}): transformer {r['police_f1_transformer']}, linear {r['police_f1_linear']}, ensemble {r['police_f1_ensemble']}")
 
 

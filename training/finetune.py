@@ -53,6 +53,24 @@ def backend_agreement(clf: TransformerTextClassifier, folder: str | Path, texts:
     }
 
 
+def teacher_probabilities(folder: str | Path, texts: list[str], labels: np.ndarray) -> tuple[np.ndarray, str]:
+    """A trained model's probabilities of ``texts``, shape (n_texts, n_labels), columns in the sorted
+    order of ``labels`` (as :meth:`TransformerTextClassifier.fit` wants them), and the teacher's version.
+    Columns the labels do not use are dropped and the rows renormalised; a label the teacher does not
+    know is an error."""
+    from model.artifacts import load_model
+
+    teacher = load_model(folder)
+    known = [str(c) for c in teacher.classifier.classes_]
+    wanted = [str(c) for c in np.unique(labels)]
+    missing = sorted(set(wanted) - set(known))
+    if missing:
+        raise DataError(f"teacher {folder} does not know the labels {missing}; train the teacher on the same labels")
+    proba = teacher.classifier.predict_proba(texts)[:, [known.index(c) for c in wanted]]
+    proba = proba / np.clip(proba.sum(1, keepdims=True), 1e-12, None)
+    return proba, teacher.version
+
+
 def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     """Load data, fine-tune, choose thresholds on the held-out split, export ONNX, save to ``cfg.out``."""
     t0 = time.perf_counter()
@@ -62,7 +80,11 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
         raise DataError(f"only {len(records)} usable rows; need more labelled tickets to fine-tune")
     texts = [r.text for r in records]
     labels = np.asarray([r.department for r in records])
-    clf = make_transformer(cfg, taxonomy, progress).fit(texts, labels)
+    teacher_proba = teacher_version = None
+    if cfg.teacher:
+        teacher_proba, teacher_version = teacher_probabilities(cfg.teacher, texts, labels)
+        logger.info("distilling from %s (%s)", cfg.teacher, teacher_version)
+    clf = make_transformer(cfg, taxonomy, progress).fit(texts, labels, teacher_proba=teacher_proba)
     classes = [str(c) for c in clf.classes_]
     val_y = clf.validation_labels_
     if len(val_y) == 0:
@@ -102,6 +124,8 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
         "base_model": str(cfg.base_model or "models/base/e5-small-zh"),
         "label_counts": {c: int((labels == c).sum()) for c in classes},
     }
+    if teacher_version:
+        extra["teacher"] = {"folder": str(cfg.teacher), "version": teacher_version}
     if cfg.export_onnx:
         try:
             clf.export_onnx(out)
@@ -148,6 +172,9 @@ def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) 
     ]
     if note:
         lines += [f"**Base weights:** {note}", ""]
+    if "teacher" in extra:
+        lines += [f"**Distilled** from `{extra['teacher']['version']}` (`{extra['teacher']['folder']}`): its probabilities of the training texts "
+                  f"weigh {clf.distill_weight:.2f} in the department loss, softened by T = {clf.distill_temperature}.", ""]
     if getattr(clf, "linear_", None) is not None:
         lines += [f"**Ensemble:** probabilities are {clf.ensemble_weight_:.2f} × transformer + {1 - clf.ensemble_weight_:.2f} × the linear model "
                   "(`linear.joblib`, weight chosen on the validation split); the linear model's terms explain decisions.", ""]

@@ -77,6 +77,7 @@ class TrainConfig:
     base_model: str | None = None  # transformer: a local Hugging Face folder (default models/base/e5-small-zh)
     transformer: dict = field(default_factory=dict)  # transformer: extra TransformerTextClassifier params
     export_onnx: bool = True  # transformer: write model.onnx and model.int8.onnx beside the weights
+    teacher: str | None = None  # transformer: a model folder whose probabilities the student also learns (distillation)
 
     def __post_init__(self) -> None:
         if isinstance(self.data, (str, Path)):
@@ -87,6 +88,8 @@ class TrainConfig:
             raise ValueError(f"model must be 'linear' or 'transformer', got {self.model!r}")
         if not 0 < self.target_110_recall <= 1:
             raise ValueError("target_110_recall must be in (0, 1]")
+        if self.teacher and self.model != "transformer":
+            raise ValueError("a teacher (distillation) needs --model transformer")
         self.char_ngram_range = tuple(self.char_ngram_range)
         self.word_ngram_range = tuple(self.word_ngram_range)
 

@@ -242,3 +242,47 @@ def test_fit_records_the_averaged_epochs(fitted, unigram_base):
     soup = TransformerTextClassifier(base_model=str(unigram_base), average_checkpoints=4, **FAST).fit(TEXTS, LABELS)
     assert soup.averaged_epochs_[0] == best_epoch(soup.history_) and 1 <= len(soup.averaged_epochs_) <= 4
     assert set(soup.averaged_epochs_) <= {h["epoch"] for h in soup.history_}
+
+
+def test_distillation_learns_the_teachers_probabilities(unigram_base, tmp_path):
+    """With distill_weight=1 the student follows the teacher, not the labels: a teacher that names the
+    next label (in sorted order) for every text is what the student then predicts."""
+    classes = sorted(set(LABELS))
+    shifted = np.array([(classes.index(y) + 1) % len(classes) for y in LABELS])
+    teacher = np.full((len(TEXTS), len(classes)), 0.01)
+    teacher[np.arange(len(TEXTS)), shifted] = 0.97
+    student = TransformerTextClassifier(base_model=str(unigram_base), ensemble_linear=False, distill_weight=1.0, **FAST)
+    student.fit(TEXTS, LABELS, teacher_proba=teacher)
+    pred = np.searchsorted(classes, student.predict(TEXTS))
+    assert (pred == shifted).mean() >= 0.75 and student.distilled_
+    student.save_pretrained(tmp_path / "s")
+    assert TransformerTextClassifier.from_pretrained(tmp_path / "s", backend="torch").distilled_
+    with pytest.raises(ValueError, match="shape"):
+        TransformerTextClassifier(base_model=str(unigram_base)).fit(TEXTS, LABELS, teacher_proba=teacher[:, :2])
+    with pytest.raises(ValueError, match="probability distributions"):
+        TransformerTextClassifier(base_model=str(unigram_base)).fit(TEXTS, LABELS, teacher_proba=teacher * 2)
+
+
+def test_train_with_a_teacher_folder(unigram_base, tmp_path):
+    """hotline train --model transformer --teacher DIR: any trained folder (here a linear one) teaches;
+    a teacher without one of the labels is a clear error."""
+    from typer.testing import CliRunner
+
+    from serve.cli import app
+
+    data = write_jsonl(tmp_path / "tiny.jsonl", ROWS)
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "teacher"), "--no-verbose"])
+    assert res.exit_code == 0, res.output
+    args = ["train", "--data", str(data), "--model", "transformer", "--base-model", str(unigram_base), "--no-verbose",
+            "--param", "epochs=2", "--param", "ensemble_linear=false"]
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "student"), "--teacher", str(tmp_path / "teacher")])
+    assert res.exit_code == 0, res.output
+    config = json.loads((tmp_path / "student" / "config.json").read_text())
+    assert config["teacher"]["folder"] == str(tmp_path / "teacher")
+    assert "Distilled" in (tmp_path / "student" / "README.md").read_text()
+    # A teacher that never saw 'utilities'.
+    few = write_jsonl(tmp_path / "few.jsonl", [r for r in ROWS if r["department"] != "utilities"])
+    assert runner.invoke(app, ["train", "--data", str(few), "--out", str(tmp_path / "t2"), "--no-verbose"]).exit_code == 0
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "s2"), "--teacher", str(tmp_path / "t2")])
+    assert res.exit_code != 0 and "does not know the labels" in res.output and "utilities" in res.output
