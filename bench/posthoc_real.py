@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from model.calibration import fit_blend_weight
+from model.calibration import apply_prior_correction, fit_blend_weight, fit_prior_correction, label_prior
 
 RESULTS = Path("bench/results")
 WEIGHTS = np.linspace(0, 1, 21)
@@ -43,9 +43,8 @@ def scores(y, proba, classes) -> tuple[float, float]:
 
 
 def prior_corrected(proba: np.ndarray, prior: np.ndarray, tau: float) -> np.ndarray:
-    """``proba`` (n, k) divided by ``prior`` (k,) to the power ``tau``, rows renormalised."""
-    p = proba / prior**tau
-    return p / p.sum(1, keepdims=True)
+    """``proba`` (n, k) divided by ``prior`` (k,) to the power ``tau``, rows renormalised (the product's function)."""
+    return apply_prior_correction(proba, prior, tau)
 
 
 def choose(val_y, classes, candidates) -> tuple:
@@ -87,8 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         return ladder(args.dataset, args.ladder.split(","))
     d = np.load(RESULTS / f"proba_{args.dataset}_{args.config}.npz")
     classes = d["classes"]
-    counts = np.array([(d["train_y"] == c).sum() for c in classes], dtype=float)
-    prior = (counts + 1) / (counts + 1).sum()
+    prior = label_prior(d["train_y"], classes)
     P = {"val": (d["val_transformer"], d["val_linear"]), "test": (d["test_transformer"], d["test_linear"])}
     ys = {"val": d["val_y"], "test": d["test_y"]}
 
@@ -107,9 +105,13 @@ def main(argv: list[str] | None = None) -> None:
     rows.append(("ensemble", f"w={w:.2f}", make))
     (tau,), make = choose(ys["val"], classes, [((t,), ens(0.0, t, only="linear")) for t in TAUS])
     rows.append(("linear + prior correction", f"tau={tau:.1f}", make))
-    # As TransformerTextClassifier(ensemble_linear=True, prior_correction=True) does: the weight first, then tau.
     (tau2,), make = choose(ys["val"], classes, [((t,), ens(w, t)) for t in TAUS])
     rows.append(("ensemble + prior correction", f"w={w:.2f}, then tau={tau2:.1f}", make))
+    # As TransformerTextClassifier(ensemble_linear=True, prior_correction=True) does, with its own functions:
+    # the weight by log-likelihood, then tau by accuracy + macro-F1.
+    w_p = fit_blend_weight(d["val_transformer"], d["val_linear"], np.searchsorted(classes, ys["val"]))
+    tau_p = fit_prior_correction(ens(w_p)("val"), np.searchsorted(classes, ys["val"]), prior)
+    rows.append(("the product's: ensemble (log-likelihood weight) + prior correction", f"w={w_p:.2f}, then tau={tau_p:.1f}", ens(w_p, tau_p)))
     (w3, tau3), make = choose(ys["val"], classes, [((w, t), ens(w, t)) for w in WEIGHTS for t in TAUS])
     rows.append(("ensemble + prior correction, chosen jointly", f"w={w3:.2f}, tau={tau3:.1f}", make))
 

@@ -175,6 +175,9 @@ def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) 
     if "teacher" in extra:
         lines += [f"**Distilled** from `{extra['teacher']['version']}` (`{extra['teacher']['folder']}`): its probabilities of the training texts "
                   f"weigh {clf.distill_weight:.2f} in the department loss, softened by T = {clf.distill_temperature}.", ""]
+    if getattr(clf, "prior_tau_", 0.0):
+        lines += [f"**Prior correction:** probabilities divided by the training label frequencies to the power {clf.prior_tau_:.1f} "
+                  "(chosen on the validation split by accuracy + macro-F1), which favours rare departments on borderline texts.", ""]
     if getattr(clf, "linear_", None) is not None:
         lines += [f"**Ensemble:** probabilities are {clf.ensemble_weight_:.2f} × transformer + {1 - clf.ensemble_weight_:.2f} × the linear model "
                   "(`linear.joblib`, weight chosen on the validation split); the linear model's terms explain decisions.", ""]

@@ -288,3 +288,25 @@ def test_train_with_a_teacher_folder(unigram_base, tmp_path):
     assert runner.invoke(app, ["train", "--data", str(few), "--out", str(tmp_path / "t2"), "--no-verbose"]).exit_code == 0
     res = runner.invoke(app, args + ["--out", str(tmp_path / "s2"), "--teacher", str(tmp_path / "t2")])
     assert res.exit_code != 0 and "does not know the labels" in res.output and "utilities" in res.output
+
+
+def test_prior_correction_is_chosen_on_validation_and_served(unigram_base, tmp_path):
+    from model.calibration import apply_prior_correction, fit_prior_correction
+
+    clf = TransformerTextClassifier(base_model=str(unigram_base), ensemble_linear=False, prior_correction=True, **dict(FAST, epochs=3))
+    clf.fit(TEXTS, LABELS)
+    assert clf.prior_.shape == (4,) and abs(clf.prior_.sum() - 1) < 1e-9 and 0.0 <= clf.prior_tau_ <= 1.0
+    texts = ["小区停水了，什么时候来水", "手机被偷了"]
+    clf.prior_tau_ = 0.0
+    plain = clf.predict_proba(texts)
+    clf.prior_tau_ = 1.0  # what a chosen tau does to the served probabilities
+    np.testing.assert_allclose(clf.predict_proba(texts), apply_prior_correction(plain, clf.prior_, 1.0), atol=1e-9)
+    clf.save_pretrained(tmp_path / "m")
+    again = TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch")
+    assert again.prior_tau_ == 1.0
+    np.testing.assert_allclose(again.predict_proba(texts), clf.predict_proba(texts), atol=1e-5)
+    # The choice: a rare label that the raw argmax never picks, but the corrected one does.
+    proba = np.array([[0.6, 0.4]] * 5 + [[0.9, 0.1]] * 5)
+    y = np.array([1] * 5 + [0] * 5)
+    assert fit_prior_correction(proba, y, np.array([0.9, 0.1])) > 0
+    assert fit_prior_correction(proba, np.zeros(10, dtype=int), np.array([0.9, 0.1])) == 0.0
