@@ -42,11 +42,6 @@ def scores(y, proba, classes) -> tuple[float, float]:
     return float(accuracy_score(y, pred)), float(f1_score(y, pred, average="macro", zero_division=0))
 
 
-def prior_corrected(proba: np.ndarray, prior: np.ndarray, tau: float) -> np.ndarray:
-    """``proba`` (n, k) divided by ``prior`` (k,) to the power ``tau``, rows renormalised (the product's function)."""
-    return apply_prior_correction(proba, prior, tau)
-
-
 def choose(val_y, classes, candidates) -> tuple:
     """The (setting, probabilities-function) of ``candidates`` best on validation (accuracy + macro-F1)."""
     best, best_s = None, -1.0
@@ -94,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         def make(split):
             t, lin = P[split]
             p = t if only == "transformer" else lin if only == "linear" else w * t + (1 - w) * lin
-            return prior_corrected(p, prior, tau)
+            return apply_prior_correction(p, prior, tau)
         return make
 
     rows = []

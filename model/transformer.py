@@ -41,7 +41,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils.validation import check_is_fitted
 
-from model.calibration import apply_prior_correction, fit_blend_weight, fit_prior_correction, label_prior
+from model.calibration import apply_prior_correction, apply_temperature, fit_blend_weight, fit_prior_correction, label_prior
 from model.encoder import base_prefix
 from model.encoder.hf_folder import load_encoder
 
@@ -415,9 +415,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
                                  "one row per text, one column per label in sorted order")
             if not np.isfinite(teacher).all() or (teacher < 0).any() or not np.allclose(teacher.sum(1), 1.0, atol=1e-3):
                 raise ValueError("teacher_proba rows must be probability distributions (non-negative, summing to 1)")
-            # Softened once: p^(1/T), renormalised (the teacher's logits up to a constant are log p).
-            soft = np.exp(np.log(np.clip(teacher, 1e-12, None)) / float(self.distill_temperature))
-            teacher = (soft / soft.sum(1, keepdims=True)).astype(np.float32)
+            # Softened once (the teacher's logits are log p up to a constant).
+            teacher = apply_temperature(teacher, float(self.distill_temperature)).astype(np.float32)
         self.distilled_ = teacher is not None
         torch = _import_torch()
         from transformers import AutoTokenizer, get_linear_schedule_with_warmup
