@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 from pathlib import Path
@@ -178,7 +179,12 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         Learning rates of the encoder layers and of the heads (5e-5 underfit the Haikou tickets in 3
         epochs: bench/README.md).
     lr_embeddings : float or None, default None
-        Learning rate of the embedding layer; None → ``lr_encoder``; 0 freezes it.
+        Learning rate of the embedding layer; None → ``lr_encoder`` (times ``lr_layer_decay`` to the
+        number of layers); 0 freezes it.
+    lr_layer_decay : float in (0, 1], default 1.0
+        Layer-wise learning-rate decay (discriminative fine-tuning, Howard & Ruder 2018; Clark et al.
+        2020): the top encoder layer learns at ``lr_encoder``, each layer below it at ``lr_layer_decay``
+        times the one above, so the lower, more general layers move less. 1.0 = one rate for all.
     weight_decay : float, default 0.01
     warmup_ratio : float, default 0.06
     class_weight : {"balanced", "sqrt", None}, default "sqrt"
@@ -282,6 +288,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         lr_encoder: float = 1e-4,
         lr_head: float = 2e-3,
         lr_embeddings: float | None = None,
+        lr_layer_decay: float = 1.0,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.06,
         class_weight: str | None = "sqrt",
@@ -317,6 +324,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         self.lr_encoder = lr_encoder
         self.lr_head = lr_head
         self.lr_embeddings = lr_embeddings
+        self.lr_layer_decay = lr_layer_decay
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
         self.class_weight = class_weight
@@ -359,6 +367,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("label_smoothing must be in [0, 1)")
         if not 0 <= self.val_fraction < 1:
             raise ValueError("val_fraction must be in [0, 1)")
+        if not 0 < self.lr_layer_decay <= 1:
+            raise ValueError(f"lr_layer_decay must be in (0, 1], got {self.lr_layer_decay!r}")
         if not 0 <= self.distill_weight <= 1:
             raise ValueError("distill_weight must be in [0, 1]")
         if not self.distill_temperature > 0:
@@ -593,8 +603,13 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         return np.sqrt(w) if self.class_weight == "sqrt" else w
 
     def _param_groups(self, net) -> list[dict]:
-        emb_lr = self.lr_encoder if self.lr_embeddings is None else self.lr_embeddings
-        emb, enc, head = [], [], []
+        """AdamW parameter groups: heads at ``lr_head``; encoder layer i of L at
+        ``lr_encoder · lr_layer_decay^(L-1-i)``; other encoder parameters at ``lr_encoder``; embeddings
+        at ``lr_embeddings`` (None → ``lr_encoder · lr_layer_decay^L``), without weight decay."""
+        n_layers = int(net.encoder.config.num_hidden_layers)
+        decay = float(self.lr_layer_decay)
+        emb_lr = self.lr_encoder * decay ** n_layers if self.lr_embeddings is None else self.lr_embeddings
+        emb, head, enc = [], [], {}  # enc: learning rate → parameters
         emb_ids = {id(p) for p in net.encoder.get_input_embeddings().parameters()}
         for name, p in net.named_parameters():
             if id(p) in emb_ids:
@@ -602,10 +617,13 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
                 if emb_lr > 0:
                     emb.append(p)
             elif name.startswith("encoder."):
-                enc.append(p)
+                layer = re.search(r"\.layers?\.(\d+)\.", name)
+                depth = n_layers - 1 - int(layer.group(1)) if layer else 0
+                enc.setdefault(self.lr_encoder * decay ** depth, []).append(p)
             else:
                 head.append(p)
-        groups = [{"params": enc, "lr": self.lr_encoder}, {"params": head, "lr": self.lr_head}]
+        groups = [{"params": ps, "lr": lr} for lr, ps in sorted(enc.items(), reverse=True)]
+        groups.append({"params": head, "lr": self.lr_head})
         if emb:
             groups.append({"params": emb, "lr": emb_lr, "weight_decay": 0.0})
         return groups

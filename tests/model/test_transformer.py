@@ -310,3 +310,28 @@ def test_prior_correction_is_chosen_on_validation_and_served(unigram_base, tmp_p
     y = np.array([1] * 5 + [0] * 5)
     assert fit_prior_correction(proba, y, np.array([0.9, 0.1])) > 0
     assert fit_prior_correction(proba, np.zeros(10, dtype=int), np.array([0.9, 0.1])) == 0.0
+
+
+def test_layer_wise_learning_rate_decay_slows_the_lower_layers(unigram_base):
+    """lr_layer_decay: the top layer learns at lr_encoder, each one below at decay times the one above,
+    the embeddings below them all; every parameter is in exactly one group; 1.0 keeps one rate."""
+    from model.encoder.hf_folder import load_encoder
+    from model.transformer import _network_class
+
+    net = _network_class()(load_encoder(unigram_base), 3, 2, 0.1, "mean")
+    n = net.encoder.config.num_hidden_layers
+    with pytest.raises(ValueError, match="lr_layer_decay"):
+        TransformerTextClassifier(base_model=str(unigram_base), lr_layer_decay=0.0).fit(TEXTS, LABELS)
+    clf = TransformerTextClassifier(lr_encoder=1e-4, lr_head=2e-3, lr_layer_decay=0.5)
+    groups = clf._param_groups(net)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids)) == sum(1 for p in net.parameters() if p.requires_grad)
+    rate = {id(p): g["lr"] for g in groups for p in g["params"]}
+    by_name = dict(net.named_parameters())
+    top = rate[id(by_name[f"encoder.encoder.layer.{n - 1}.attention.self.query.weight"])]
+    bottom = rate[id(by_name["encoder.encoder.layer.0.attention.self.query.weight"])]
+    emb = rate[id(by_name["encoder.embeddings.word_embeddings.weight"])]
+    assert top == pytest.approx(1e-4) and bottom == pytest.approx(1e-4 * 0.5 ** (n - 1)) and emb == pytest.approx(1e-4 * 0.5 ** n)
+    assert {g["lr"] for g in TransformerTextClassifier(lr_encoder=1e-4, lr_head=2e-3)._param_groups(net)} == {1e-4, 2e-3}
+    learned = TransformerTextClassifier(base_model=str(unigram_base), lr_layer_decay=0.8, ensemble_linear=False, **FAST).fit(TEXTS, LABELS)
+    assert (learned.predict(TEXTS) == np.asarray(LABELS)).mean() >= 0.75
