@@ -102,6 +102,7 @@ def train(
     count_override: bool = typer.Option(False, "--count-override", help="Count the calls the danger override sends to 110 towards the 110 recall target (default: the model alone must reach it)"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="With --count-override: the rules file the service will run (default: the shipped one)"),
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="transformer: a trained model folder to distil from (its probabilities of the training texts are learnt too)"),
+    int8_min_agreement: float = typer.Option(0.995, help="transformer: keep model.int8.onnx only if it agrees with PyTorch on this share of labels (else float32 ONNX serves)"),
     seed: int = typer.Option(13),
     verbose: bool = typer.Option(True, help="Log progress"),
 ) -> None:
@@ -118,7 +119,7 @@ def train(
             strip_boilerplate=strip_boilerplate, target_110_recall=target_110_recall, seed=seed, test_data=[str(t) for t in test_data],
             threshold_counts_override=count_override, rules_file=str(rules) if rules else None,
             base_model=str(base_model) if base_model else None, transformer=_parse_params(param),
-            teacher=str(teacher) if teacher else None,
+            teacher=str(teacher) if teacher else None, int8_min_agreement=int8_min_agreement,
         )
         trained = run_train(cfg)
     m = trained.metrics

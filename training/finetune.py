@@ -22,7 +22,7 @@ from data.loading import DataError
 from data.taxonomy import Taxonomy
 from model.artifacts import TrainedModel, new_version, save_model
 from model.thresholds import choose_thresholds, decide
-from model.transformer import TransformerTextClassifier
+from model.transformer import ONNX_INT8_FILE, TransformerTextClassifier
 from training.metrics import routing_metrics, summary_line
 from training.model_card import _fmt, channel_threshold_line, metrics_table
 from training.train import TrainConfig, data_hash, load_training_data, override_mask
@@ -132,10 +132,19 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
         except ImportError as exc:
             logger.warning("ONNX export skipped (%s): install the transformer extra", exc)
     save_model(model, out, render_transformer_card(model, cfg, extra), extra_config=extra)
-    if (out / "model.int8.onnx").exists():
+    if (out / ONNX_INT8_FILE).exists():
         check_texts = [r.text for r in test_records] or [texts[i] for i in clf.validation_index_]
         metrics["onnx"] = backend_agreement(clf, out, check_texts)
         logger.info("int8 ONNX vs torch: %s", metrics["onnx"])
+        metrics["onnx"]["min_agreement"] = cfg.int8_min_agreement
+        metrics["onnx"]["served"] = metrics["onnx"]["label_agreement"] >= cfg.int8_min_agreement
+        if not metrics["onnx"]["served"]:
+            # Too far from the trained model to serve: remove it (and its checksum) so that the router's
+            # fastest backend is float32 ONNX, which is the same arithmetic as PyTorch.
+            logger.warning("int8 ONNX agrees on %.2f%% < %.2f%% of labels: removed; float32 ONNX serves",
+                           100 * metrics["onnx"]["label_agreement"], 100 * cfg.int8_min_agreement)
+            (out / ONNX_INT8_FILE).unlink()
+            save_model(model, out, render_transformer_card(model, cfg, extra), extra_config=extra)
         # metrics.json and README.md are not checksummed: update them in place.
         (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
         (out / "README.md").write_text(render_transformer_card(model, cfg, extra), encoding="utf-8")
@@ -208,7 +217,9 @@ def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) 
         lines += [
             "## Inference backends",
             f"`model.int8.onnx` (dynamic int8 weights) agrees with the PyTorch model on {o['label_agreement']:.2%} of {o['texts']} texts; "
-            f"largest probability difference {o['max_probability_difference']}. The router loads the fastest backend present.",
+            f"largest probability difference {o['max_probability_difference']}. "
+            + ("" if o.get("served", True) else f"That is below the {o['min_agreement']:.1%} this training asked for, so it was removed. ")
+            + "The router loads the fastest backend present.",
             "",
         ]
     lines += [

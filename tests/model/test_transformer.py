@@ -335,3 +335,32 @@ def test_layer_wise_learning_rate_decay_slows_the_lower_layers(unigram_base):
     assert {g["lr"] for g in TransformerTextClassifier(lr_encoder=1e-4, lr_head=2e-3)._param_groups(net)} == {1e-4, 2e-3}
     learned = TransformerTextClassifier(base_model=str(unigram_base), lr_layer_decay=0.8, ensemble_linear=False, **FAST).fit(TEXTS, LABELS)
     assert (learned.predict(TEXTS) == np.asarray(LABELS)).mean() >= 0.75
+
+
+def test_an_int8_model_that_disagrees_with_pytorch_is_not_served(unigram_base, tmp_path, monkeypatch):
+    """Below int8_min_agreement the int8 file is removed (and left out of the checksums), the card
+    says so, and the router's fastest backend is float32 ONNX."""
+    pytest.importorskip("onnxruntime")
+    import training.finetune as finetune
+    from model.artifacts import load_model
+    from training.train import TrainConfig, train
+
+    real = finetune.backend_agreement
+
+    def poor(clf, folder, texts, backend="onnx-int8"):  # as if int8 had flipped 3% of the labels
+        return {**real(clf, folder, texts, backend), "label_agreement": 0.97}
+
+    monkeypatch.setattr(finetune, "backend_agreement", poor)
+    data = write_jsonl(tmp_path / "tiny.jsonl", ROWS)
+    out = tmp_path / "model"
+    train(TrainConfig(data=[str(data)], out=str(out), model="transformer", base_model=str(unigram_base),
+                      transformer={**FAST, "epochs": 2}), progress=False)
+    assert not (out / "model.int8.onnx").exists() and (out / "model.onnx").exists()
+    config = json.loads((out / "config.json").read_text())
+    assert "model.int8.onnx" not in config["files"] and "model.onnx" in config["files"]
+    onnx_metrics = json.loads((out / "metrics.json").read_text())["onnx"]
+    assert onnx_metrics["served"] is False and onnx_metrics["min_agreement"] == 0.995
+    assert "was removed" in (out / "README.md").read_text()
+    assert load_model(out).classifier.backend_ == "onnx"
+    with pytest.raises(ValueError, match="int8_min_agreement"):
+        TrainConfig(data=[str(data)], out=str(out), model="transformer", int8_min_agreement=1.5)
