@@ -73,6 +73,9 @@ CONFIGS = {
     # 12-layer-4ep-ls with layer-wise learning-rate decay: the top layer at 2e-4, each lower one at 0.9 times it
     # (the bottom layer at 6.3e-5, the embeddings at 5.6e-5).
     "12-layer-4ep-ls-llrd": dict(lr_encoder=2e-4, lr_layer_decay=0.9, lr_head=2e-3, epochs=4, early_stopping_patience=4, class_weight="sqrt", max_length=128, label_smoothing=0.1),
+    # 12-layer-4ep-ls, then a fresh network trained on every row (validation too) for the best epoch's length
+    # (refit_full); the ensemble weight is still chosen on the first network's validation probabilities.
+    "12-layer-4ep-ls-refit": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=4, early_stopping_patience=4, class_weight="sqrt", max_length=128, label_smoothing=0.1, refit_full=True),
     "12-layer-long-llrd": dict(lr_encoder=2e-4, lr_layer_decay=0.9, lr_head=2e-3, epochs=10, early_stopping_patience=3, class_weight="sqrt", max_length=128),
 }
 

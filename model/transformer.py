@@ -246,6 +246,12 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         chosen on the corrected validation probabilities. On the Haikou tickets (35 departments,
         12-layer-long, 2026-12-01) validation chose tau = 0.1: test 0.742 / 0.593 → 0.744 / 0.612
         accuracy / macro-F1 (``python -m bench.posthoc_real``); an earlier run's validation chose 0.
+    refit_full : bool, default False
+        After everything is chosen on the validation split, train a fresh network on every row (the
+        validation rows too) for the best epoch's number of epochs, and serve it; the temperatures,
+        ensemble weight, prior correction and thresholds stay those chosen for the first network (a
+        network trained on more rows is assumed to be at least as well calibrated). Training takes about
+        twice as long; the validation numbers on the model card are the first network's.
     distill_weight, distill_temperature : float, default 0.5 and 2.0
         Used only when :meth:`fit` is given ``teacher_proba`` (knowledge distillation, Hinton et al.,
         2015): the department loss is (1 − weight) × the cross-entropy with the labels + weight × T² ×
@@ -265,6 +271,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         Per epoch: train loss, validation accuracy / macro-F1, seconds.
     averaged_epochs_ : list of int
         The epochs whose weights the served network averages (one: the best epoch).
+    refit_history_ : list of dict
+        With ``refit_full``: the epochs of the network trained on every row (the one served); else empty.
     precision_ : str
         "bf16" or "fp32": what training ran in.
     validation_proba_ : ndarray (n_val, n_classes), validation_labels_ : ndarray (n_val,)
@@ -310,6 +318,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         ensemble_linear: bool = True,
         average_checkpoints: int = 1,
         prior_correction: bool = False,
+        refit_full: bool = False,
         distill_weight: float = 0.5,
         distill_temperature: float = 2.0,
         random_state: int = 0,
@@ -346,6 +355,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         self.ensemble_linear = ensemble_linear
         self.average_checkpoints = average_checkpoints
         self.prior_correction = prior_correction
+        self.refit_full = refit_full
         self.distill_weight = distill_weight
         self.distill_temperature = distill_temperature
         self.random_state = random_state
@@ -367,6 +377,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("label_smoothing must be in [0, 1)")
         if not 0 <= self.val_fraction < 1:
             raise ValueError("val_fraction must be in [0, 1)")
+        if self.refit_full and int(self.average_checkpoints) > 1:
+            raise ValueError("refit_full retrains for the best epoch's length; it cannot be combined with average_checkpoints > 1")
         if not 0 < self.lr_layer_decay <= 1:
             raise ValueError(f"lr_layer_decay must be in (0, 1], got {self.lr_layer_decay!r}")
         if not 0 <= self.distill_weight <= 1:
@@ -428,8 +440,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             # Softened once (the teacher's logits are log p up to a constant).
             teacher = apply_temperature(teacher, float(self.distill_temperature)).astype(np.float32)
         self.distilled_ = teacher is not None
-        torch = _import_torch()
-        from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+        from transformers import AutoTokenizer
 
         t0 = time.perf_counter()
         self._seed()
@@ -446,11 +457,61 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         self.tokenizer_ = AutoTokenizer.from_pretrained(base)
         data = self.encode_dataset(texts, y, c)
         ids = list(data["input_ids"])
-        device = self._device()
-        net = _network_class()(load_encoder(base, self.num_layers), len(classes), len(self.channels_), self.dropout, self.pooling).to(device)
+        lengths = np.asarray(data["length"])
+        net, self.history_, snapshots, validate = self._train_network(base, ids, lengths, y, c, teacher, tr, va, int(self.epochs))
+        self.averaged_epochs_ = [len(self.history_)]
+        if snapshots:
+            self.averaged_epochs_ = self._greedy_soup(net, snapshots, validate)
         self.net_, self.session_ = net, None
+        net.eval()
+        self.temperature_, self.channel_temperature_ = 1.0, 1.0
+        self.validation_proba_ = np.zeros((0, len(classes)))
+        self.validation_labels_ = labels[va]
+        self.validation_index_ = va
+        if len(va):
+            dl, cl = self._logits([ids[i] for i in va])
+            if self.calibrate:
+                self.temperature_ = fit_temperature(dl, y[va])
+                known = c[va] >= 0
+                if self.channels_ and known.any():
+                    self.channel_temperature_ = fit_temperature(cl[known], c[va][known])
+            self.validation_proba_ = self._combine(dl, cl)
+        self.linear_, self.ensemble_weight_ = None, 1.0
+        if self.ensemble_linear:
+            self._fit_linear(texts, labels, tr, va)
+        self.prior_, self.prior_tau_ = None, 0.0
+        if self.prior_correction and len(va):
+            self.prior_ = label_prior(labels[tr], classes)
+            self.prior_tau_ = fit_prior_correction(self.validation_proba_, y[va], self.prior_)
+            self.validation_proba_ = apply_prior_correction(self.validation_proba_, self.prior_, self.prior_tau_)
+            logger.info("prior correction: tau %.1f (chosen on validation)", self.prior_tau_)
+        self.refit_history_ = []
+        if self.refit_full and len(va):
+            # Every choice above (epochs, temperatures, ensemble weight, prior, and the thresholds chosen on
+            # validation_proba_) stays that of the network trained without the validation rows; a fresh one
+            # is trained on every row, same seed and schedule, for as many epochs as the best one had.
+            self._seed()
+            every = np.sort(np.concatenate([tr, va]))
+            net, self.refit_history_, _, _ = self._train_network(base, ids, lengths, y, c, teacher, every, every[:0], self.averaged_epochs_[0])
+            self.net_ = net.eval()
+        self.backend_ = "torch"
+        self.n_params_ = int(sum(p.numel() for p in net.parameters()))
+        self.fit_seconds_ = round(time.perf_counter() - t0, 1)
+        return self
 
-        weights = self._class_weights(y[tr], len(classes))
+    def _train_network(self, base: Path, ids: list, lengths: np.ndarray, y: np.ndarray, c: np.ndarray, teacher,
+                       tr: np.ndarray, va: np.ndarray, n_epochs: int):
+        """Build a fresh network from ``base`` and train it on rows ``tr`` for up to ``n_epochs`` epochs of a
+        schedule ``self.epochs`` long, with early stopping on rows ``va`` (none if empty). Returns
+        (net, history, snapshots of the best epochs' weights, validate function)."""
+        torch = _import_torch()
+        from tqdm.auto import tqdm
+        from transformers import get_linear_schedule_with_warmup
+
+        device = self._device()
+        net = _network_class()(load_encoder(base, self.num_layers), len(self.classes_), len(self.channels_), self.dropout, self.pooling).to(device)
+        self.net_ = net  # validate() reads it through _logits
+        weights = self._class_weights(y[tr], len(self.classes_))
         loss_dep = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32, device=device) if weights is not None else None,
                                              label_smoothing=float(self.label_smoothing))
         loss_chan = torch.nn.CrossEntropyLoss(ignore_index=-100)
@@ -459,19 +520,16 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         steps_per_epoch = int(np.ceil(len(tr) / self.batch_size))
         total = max(1, steps_per_epoch * int(self.epochs))
         scheduler = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)
-        from tqdm.auto import tqdm
-
         autocast = self._autocast(device)
-        logger.info("training on %s in %s", device, self.precision_)
+        logger.info("training on %s in %s: %d rows, up to %d epochs", device, self.precision_, len(tr), n_epochs)
 
         def validate() -> tuple[float, float]:
             pred = self._logits([ids[i] for i in va])[0].argmax(1)
             return (round(float(accuracy_score(y[va], pred)), 4),
                     round(float(f1_score(y[va], pred, average="macro", labels=np.unique(y[va]), zero_division=0)), 4))
 
-        self.history_, best, bad, snapshots = [], -np.inf, 0, []
-        lengths = np.asarray(data["length"])
-        for epoch in range(int(self.epochs)):
+        history, best, bad, snapshots = [], -np.inf, 0, []
+        for epoch in range(n_epochs):
             net.train()
             te = time.perf_counter()
             batches = length_buckets(lengths[tr], self.batch_size, rng)
@@ -510,39 +568,11 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
                     best, bad = score, 0
                 else:
                     bad += 1
-            self.history_.append(record)
+            history.append(record)
             logger.info("epoch %s", record)
             if len(va) and bad >= self.early_stopping_patience:
                 break
-        self.averaged_epochs_ = [len(self.history_)]
-        if snapshots:
-            self.averaged_epochs_ = self._greedy_soup(net, snapshots, validate)
-        net.eval()
-        self.temperature_, self.channel_temperature_ = 1.0, 1.0
-        self.validation_proba_ = np.zeros((0, len(classes)))
-        self.validation_labels_ = labels[va]
-        self.validation_index_ = va
-        if len(va):
-            dl, cl = self._logits([ids[i] for i in va])
-            if self.calibrate:
-                self.temperature_ = fit_temperature(dl, y[va])
-                known = c[va] >= 0
-                if self.channels_ and known.any():
-                    self.channel_temperature_ = fit_temperature(cl[known], c[va][known])
-            self.validation_proba_ = self._combine(dl, cl)
-        self.linear_, self.ensemble_weight_ = None, 1.0
-        if self.ensemble_linear:
-            self._fit_linear(texts, labels, tr, va)
-        self.prior_, self.prior_tau_ = None, 0.0
-        if self.prior_correction and len(va):
-            self.prior_ = label_prior(labels[tr], classes)
-            self.prior_tau_ = fit_prior_correction(self.validation_proba_, y[va], self.prior_)
-            self.validation_proba_ = apply_prior_correction(self.validation_proba_, self.prior_, self.prior_tau_)
-            logger.info("prior correction: tau %.1f (chosen on validation)", self.prior_tau_)
-        self.backend_ = "torch"
-        self.n_params_ = int(sum(p.numel() for p in net.parameters()))
-        self.fit_seconds_ = round(time.perf_counter() - t0, 1)
-        return self
+        return net, history, snapshots, validate
 
     def _greedy_soup(self, net, snapshots: list, validate) -> list[int]:
         """Load into ``net`` the uniform weight average of the epoch checkpoints that a greedy soup keeps
@@ -804,6 +834,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             "fit_seconds": getattr(self, "fit_seconds_", None),
             "precision": getattr(self, "precision_", None),
             "averaged_epochs": getattr(self, "averaged_epochs_", None),
+            "refit_history": getattr(self, "refit_history_", []),
             "ensemble_weight": getattr(self, "ensemble_weight_", 1.0),
             "distilled": getattr(self, "distilled_", False),
             "prior": None if getattr(self, "prior_", None) is None else [float(v) for v in self.prior_],
@@ -836,6 +867,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         clf.channel_temperature_ = float(meta["channel_temperature"])
         clf.history_ = meta.get("history", [])
         clf.averaged_epochs_ = meta.get("averaged_epochs")
+        clf.refit_history_ = meta.get("refit_history", [])
         clf.precision_ = meta.get("precision")
         clf.n_params_ = meta.get("n_params")
         clf.path_ = path

@@ -155,6 +155,9 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
 
 def _averaged(clf: TransformerTextClassifier) -> str:
     epochs = getattr(clf, "averaged_epochs_", None) or []
+    if getattr(clf, "refit_history_", None):
+        return (f"a network retrained on every row (validation rows too) for {len(clf.refit_history_)} epochs, "
+                f"the best epoch of the first one (refit_full; its thresholds and weights are the first network's)")
     if len(epochs) > 1:
         return "the average of epochs " + ", ".join(str(e) for e in sorted(epochs))
     return f"epoch {epochs[0]}" if epochs else "the last epoch"

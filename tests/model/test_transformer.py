@@ -364,3 +364,28 @@ def test_an_int8_model_that_disagrees_with_pytorch_is_not_served(unigram_base, t
     assert load_model(out).classifier.backend_ == "onnx"
     with pytest.raises(ValueError, match="int8_min_agreement"):
         TrainConfig(data=[str(data)], out=str(out), model="transformer", int8_min_agreement=1.5)
+
+
+def test_refit_full_serves_a_network_trained_on_every_row(unigram_base, tmp_path):
+    """refit_full: the validation split chooses epochs, temperature and weights, then a fresh network
+    trained on every row for the best epoch's length is served; the choices and the out-of-sample
+    validation probabilities are those of the first network, and the folder records the refit."""
+    params = dict(base_model=str(unigram_base), channel_map=CHANNELS, ensemble_linear=False, **{**FAST, "epochs": 4})
+    first = TransformerTextClassifier(**params).fit(TEXTS, LABELS)
+    refit = TransformerTextClassifier(refit_full=True, **params).fit(TEXTS, LABELS)
+    def drop_seconds(history):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+
+    assert drop_seconds(refit.history_) == drop_seconds(first.history_) and refit.temperature_ == first.temperature_
+    np.testing.assert_allclose(refit.validation_proba_, first.validation_proba_)
+    assert [r["epoch"] for r in refit.refit_history_] == list(range(1, first.averaged_epochs_[0] + 1))
+    assert all("val_accuracy" not in r for r in refit.refit_history_)
+    p_first, p_refit = first.predict_proba(TEXTS), refit.predict_proba(TEXTS)
+    assert np.abs(p_first - p_refit).max() > 1e-3  # another network is served
+    assert (refit.predict(TEXTS) == np.asarray(LABELS)).mean() >= 0.75
+    refit.save_pretrained(tmp_path / "m")
+    again = TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch")
+    assert again.refit_history_ == refit.refit_history_
+    np.testing.assert_allclose(again.predict_proba(TEXTS), p_refit, atol=1e-5)
+    with pytest.raises(ValueError, match="refit_full"):
+        TransformerTextClassifier(refit_full=True, average_checkpoints=3, **params).fit(TEXTS, LABELS)
