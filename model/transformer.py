@@ -421,7 +421,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
 
         ``teacher_proba`` (n_samples, n_classes), optional: a teacher's probabilities of the same texts,
         columns in sorted label order (``np.unique(labels)``); the student also learns them (see
-        ``distill_weight``). The validation rows' teacher probabilities are not used."""
+        ``distill_weight``). The validation rows' teacher probabilities are not used (but by the second network
+        of ``refit_full``, which trains on every row)."""
         self._check_params()
         texts, labels = [str(t) for t in texts], np.asarray([str(y) for y in labels])
         if len(texts) != len(labels):
