@@ -2,6 +2,7 @@
 
     python -m bench.posthoc_real --dataset haikou --config 12-layer-long
     python -m bench.posthoc_real --dataset haikou --ladder frozen-emb,unfrozen-3ep,weighted-3ep,12-layer-6ep-ls
+    python -m bench.posthoc_real --dataset taidi --ladder 12-layer-4ep-ls-llrd,12-layer-4ep-ls-llrd+12-layer-4ep-ls-refit
 
 Reads ``bench/results/proba_<dataset>_<config>.npz`` (validation and test probabilities of the
 transformer and of the linear model, true labels, training label counts). Every choice is made on the
@@ -15,7 +16,8 @@ validation rows only and then scored once on the test rows:
 The criterion on validation is accuracy + macro-F1 (the issue's two numbers, weighted alike).
 Prints one table. With ``--ladder A,B,…``: one row per saved config instead (the transformer alone and
 its ensemble with the weight chosen on validation, by log-likelihood as the product does and by accuracy +
-macro-F1 as it did before), each against the linear model, in the order given.
+macro-F1 as it did before), each against the linear model, in the order given; ``A+B`` is the mean of
+two saved networks' probabilities (runs of the same --seed), an ensemble the product cannot serve yet.
 
 Found on Haikou (12-layer-long, 2026-11-24): validation picks tau = 0 for the ensemble (no gain),
 and tau = 0.5 for the linear model alone (test: −0.2 accuracy, +2.3 macro-F1). So the product does
@@ -52,13 +54,28 @@ def choose(val_y, classes, candidates) -> tuple:
     return best
 
 
+def load_saved(dataset: str, name: str) -> dict:
+    """The saved probabilities of config ``name``; ``A+B``: the mean of A's and B's transformer
+    probabilities (a two-network ensemble; both runs must share their validation rows, i.e. the same
+    --seed), with A's linear model."""
+    runs = [np.load(RESULTS / f"proba_{dataset}_{n}.npz") for n in name.split("+")]
+    d = dict(runs[0])
+    for r in runs[1:]:
+        if not (np.array_equal(r["val_y"], d["val_y"]) and np.array_equal(r["test_y"], d["test_y"])):
+            raise SystemExit(f"{name}: the runs have different validation rows (another --seed?); they cannot be averaged")
+    for key in ("val_transformer", "test_transformer"):
+        d[key] = np.mean([r[key] for r in runs], axis=0)
+    return d
+
+
 def ladder(dataset: str, configs: list[str]) -> None:
-    """One row per config: transformer alone, ensemble (weight chosen on validation), versus linear."""
+    """One row per config (``A+B``: the mean of two saved networks): transformer alone, ensemble (weight
+    chosen on validation), versus linear."""
     print("| config | transformer accuracy / macro-F1 | ensemble, weight by log-likelihood (the product's) | vs linear (points) "
           "| ensemble, weight by accuracy + macro-F1 |")
     print("| --- | --- | --- | --- | --- |")
     for name in configs:
-        d = np.load(RESULTS / f"proba_{dataset}_{name}.npz")
+        d = load_saved(dataset, name)
         classes = d["classes"]
         w_nll = fit_blend_weight(d["val_transformer"], d["val_linear"], np.searchsorted(classes, d["val_y"]))
         w_f1 = max(WEIGHTS, key=lambda w: (sum(scores(d["val_y"], w * d["val_transformer"] + (1 - w) * d["val_linear"], classes)), -w))
