@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     print("command: python -m bench.posthoc_real " + " ".join(sys.argv[1:] if argv is None else argv))
     if args.ladder:
         return ladder(args.dataset, args.ladder.split(","))
-    d = np.load(RESULTS / f"proba_{args.dataset}_{args.config}.npz")
+    d = load_saved(args.dataset, args.config)
     classes = d["classes"]
     prior = label_prior(d["train_y"], classes)
     P = {"val": (d["val_transformer"], d["val_linear"]), "test": (d["test_transformer"], d["test_linear"])}

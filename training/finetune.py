@@ -144,10 +144,11 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
             logger.warning("int8 ONNX agrees on %.2f%% < %.2f%% of labels: removed; float32 ONNX serves",
                            100 * metrics["onnx"]["label_agreement"], 100 * cfg.int8_min_agreement)
             (out / ONNX_INT8_FILE).unlink()
-            save_model(model, out, render_transformer_card(model, cfg, extra), extra_config=extra)
-        # metrics.json and README.md are not checksummed: update them in place.
-        (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
-        (out / "README.md").write_text(render_transformer_card(model, cfg, extra), encoding="utf-8")
+            save_model(model, out, render_transformer_card(model, cfg, extra), extra_config=extra)  # the checksums without it
+        else:
+            # metrics.json and README.md are not checksummed: update them in place.
+            (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
+            (out / "README.md").write_text(render_transformer_card(model, cfg, extra), encoding="utf-8")
     Path(out, "train_config.json").write_text(json.dumps(cfg.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
     logger.info("saved %s to %s in %.1fs", model.version, out, seconds)
     return model
