@@ -76,6 +76,11 @@ CONFIGS = {
     # 12-layer-4ep-ls, then a fresh network trained on every row (validation too) for the best epoch's length
     # (refit_full); the ensemble weight is still chosen on the first network's validation probabilities.
     "12-layer-4ep-ls-refit": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=4, early_stopping_patience=4, class_weight="sqrt", max_length=128, label_smoothing=0.1, refit_full=True),
+    # Seed ensembles (n_networks): three networks from seeds s, s+1000, s+2000 on the same validation split,
+    # probabilities averaged; the table also shows the mean of the first one and two networks.
+    "12-layer-long-x3": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=10, early_stopping_patience=3, class_weight="sqrt", max_length=128, n_networks=3),
+    "12-layer-4ep-ls-x3": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=4, early_stopping_patience=4, class_weight="sqrt", max_length=128, label_smoothing=0.1, n_networks=3),
+    "6-layer-fast-x3": dict(lr_encoder=1.5e-4, lr_head=2e-3, epochs=6, early_stopping_patience=6, class_weight="sqrt", max_length=128, num_layers=6, label_smoothing=0.1, n_networks=3),
     "12-layer-long-llrd": dict(lr_encoder=2e-4, lr_layer_decay=0.9, lr_head=2e-3, epochs=10, early_stopping_patience=3, class_weight="sqrt", max_length=128),
 }
 
@@ -162,10 +167,21 @@ def main() -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         # Keep the probabilities (no texts) so that post-hoc choices can be studied without refitting:
         # bench/posthoc_real.py reads this file.
+        networks = {}
+        if clf.members_:  # the seed ensemble: each network's probabilities, and the mean of the first k of them
+            nets, seqs = [clf, *clf.members_], clf._tokenize(X_te)
+            vals = list(clf.network_validation_proba_)
+            tests = [n._combine(*n._logits(seqs)) for n in nets]
+            for k in range(1, len(nets)):
+                pv, pt = np.mean(vals[:k], axis=0), np.mean(tests[:k], axis=0)
+                w = fit_blend_weight(pv, pl_va, np.searchsorted(clf.classes_, y[va]))
+                mix = w * pt + (1 - w) * lin_proba
+                rows.append((f"ensemble {name}, first {k} network(s) (weight {w:.2f})", *scores(y[te], clf.classes_[mix.argmax(1)]), "-", "-"))
+            networks = {f"val_network{k}": v for k, v in enumerate(vals)} | {f"test_network{k}": t for k, t in enumerate(tests)}
         np.savez_compressed(
             RESULTS / f"proba_{args.dataset}_{name}{tag}.npz", classes=np.asarray(clf.classes_, dtype=str),
             val_y=y[va], val_transformer=clf.validation_proba_, val_linear=pl_va,
-            test_y=y[te], test_transformer=p, test_linear=lin_proba, train_y=y[fit_rows],
+            test_y=y[te], test_transformer=p, test_linear=lin_proba, train_y=y[fit_rows], **networks,
         )
         rows.append((f"ensemble {name} (transformer weight {best_w:.2f}, chosen on validation)", *scores(y[te], clf.classes_[ens.argmax(1)]), "-", "-"))
         result[name] = {"params": CONFIGS[config], "history": clf.history_, "fit_seconds": round(fit_s, 1), "ensemble_weight": best_w,

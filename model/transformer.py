@@ -18,6 +18,9 @@ Saved folder (:meth:`save_pretrained` / :meth:`from_pretrained`)::
     transformer.json    parameters, classes, channels, temperatures, training history
     model.onnx          optional: the whole network (encoder + heads) in ONNX, float32
     model.int8.onnx     optional: the same with dynamic int8 weights (onnxruntime)
+    linear.joblib       optional: the linear model of the ensemble (``ensemble_linear``)
+    members/<k>/        optional: networks 2 … n of a seed ensemble (``n_networks``), each the
+                        encoder/, heads, transformer.json and ONNX files of one network
 
 >>> clf = TransformerTextClassifier(base_model="models/base/e5-small-zh", epochs=3)  # doctest: +SKIP
 >>> clf.fit(["小区门口有人打架", "家里停水了", ...], ["police_public_order", "utilities", ...])  # doctest: +SKIP
@@ -52,6 +55,7 @@ _POOL_LOCK = threading.Lock()
 DEFAULT_BASE_MODEL = "models/base/e5-small-zh"
 ENCODER_DIR, HEADS_FILE, META_FILE, LINEAR_FILE = "encoder", "heads.safetensors", "transformer.json", "linear.joblib"
 ONNX_FILE, ONNX_INT8_FILE = "model.onnx", "model.int8.onnx"
+MEMBERS_DIR = "members"  # the seed ensemble's networks 2 … n, each a folder like this one
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 
 
@@ -257,6 +261,15 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         2015): the department loss is (1 − weight) × the cross-entropy with the labels + weight × T² ×
         KL(teacher ‖ student), both distributions softened by temperature T. This lets a small student
         (``num_layers=6``) learn from a larger model's (or an ensemble's) probabilities.
+    n_networks : int, default 1
+        Seed ensemble: train this many networks on the same rows and the same validation split, each
+        from its own seed (``random_state + 1000·k`` for network k: head initialisation, dropout, batch
+        order), calibrate each one, and average their probabilities; the linear ensemble, prior
+        correction and thresholds are then chosen on the averaged validation probabilities. Training
+        and inference cost grow ``n_networks`` times. Networks 2 … n are saved under ``members/<k>/``.
+    split_random_state : int or None, default None
+        Seed of the validation split; None → ``random_state``. (The seed ensemble's networks share
+        their first network's split through it.)
     random_state : int, default 0
     progress : bool, default False
         Show tqdm progress bars while training.
@@ -281,6 +294,12 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         The inference backend in use.
     linear_, ensemble_weight_ : LinearTextClassifier or None, float
         With ``ensemble_linear``: the linear model and the transformer's weight (1.0 = transformer only).
+    members_ : list of TransformerTextClassifier
+        With ``n_networks > 1``: networks 2 … n (each a network alone: no linear model, no prior
+        correction); this object is network 1. Empty otherwise.
+    network_validation_proba_ : ndarray (n_networks, n_val, n_classes)
+        With ``n_networks > 1``, after :meth:`fit`: each network's calibrated validation probabilities
+        (their mean is where ``validation_proba_`` starts).
     """
 
     model_class = "transformer"
@@ -321,6 +340,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         refit_full: bool = False,
         distill_weight: float = 0.5,
         distill_temperature: float = 2.0,
+        n_networks: int = 1,
+        split_random_state: int | None = None,
         random_state: int = 0,
         progress: bool = False,
     ):
@@ -358,6 +379,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         self.refit_full = refit_full
         self.distill_weight = distill_weight
         self.distill_temperature = distill_temperature
+        self.n_networks = n_networks
+        self.split_random_state = split_random_state
         self.random_state = random_state
         self.progress = progress
 
@@ -385,6 +408,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("distill_weight must be in [0, 1]")
         if not self.distill_temperature > 0:
             raise ValueError("distill_temperature must be > 0")
+        if not (isinstance(self.n_networks, (int, np.integer)) and self.n_networks >= 1):
+            raise ValueError(f"n_networks must be an int >= 1, got {self.n_networks!r}")
         if self.onnx_workers is not None and not (isinstance(self.onnx_workers, int) and self.onnx_workers >= 1):
             raise ValueError(f"onnx_workers must be None or an int >= 1, got {self.onnx_workers!r}")
 
@@ -477,6 +502,9 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
                 if self.channels_ and known.any():
                     self.channel_temperature_ = fit_temperature(cl[known], c[va][known])
             self.validation_proba_ = self._combine(dl, cl)
+        self.members_ = []
+        if int(self.n_networks) > 1:
+            self._fit_members(texts, labels, teacher_proba)
         self.linear_, self.ensemble_weight_ = None, 1.0
         if self.ensemble_linear:
             self._fit_linear(texts, labels, tr, va)
@@ -496,9 +524,39 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             net, self.refit_history_, _, _ = self._train_network(base, ids, lengths, y, c, teacher, every, every[:0], self.averaged_epochs_[0])
             self.net_ = net.eval()
         self.backend_ = "torch"
-        self.n_params_ = int(sum(p.numel() for p in net.parameters()))
+        self.n_params_ = int(sum(p.numel() for p in net.parameters())) + sum(m.n_params_ for m in self.members_)
         self.fit_seconds_ = round(time.perf_counter() - t0, 1)
         return self
+
+    def _fit_members(self, texts: list[str], labels: np.ndarray, teacher_proba: np.ndarray | None) -> None:
+        """Networks 2 … ``n_networks`` of the seed ensemble (``members_``): each a copy of these parameters
+        with its own seed and this network's validation split, fit alone (no linear model, no prior
+        correction); ``validation_proba_`` becomes the mean of every network's calibrated validation
+        probabilities, which is what :meth:`predict_proba` serves before the linear blend."""
+        from sklearn.base import clone
+
+        split = self.random_state if self.split_random_state is None else self.split_random_state
+        probas = [self.validation_proba_]
+        for k in range(1, int(self.n_networks)):
+            logger.info("seed ensemble: network %d of %d (seed %d)", k + 1, self.n_networks, self.random_state + 1000 * k)
+            member = clone(self).set_params(n_networks=1, ensemble_linear=False, prior_correction=False,
+                                            random_state=self.random_state + 1000 * k, split_random_state=split)
+            member.fit(texts, labels, teacher_proba=teacher_proba)
+            if not np.array_equal(member.validation_index_, self.validation_index_):  # the split is a function of the seed only
+                raise RuntimeError("seed ensemble: a network validated on other rows than the first")
+            probas.append(member.validation_proba_)
+            self.members_.append(member)
+        self.network_validation_proba_ = np.stack(probas)
+        self.validation_proba_ = self.network_validation_proba_.mean(axis=0)
+
+    def _network_proba(self, seqs: list[list[int]]) -> np.ndarray:
+        """Calibrated probabilities (n, n_classes) of the network, or the mean over the seed ensemble's
+        networks; ``seqs``: token ids from :meth:`_tokenize` (the networks share one tokenizer)."""
+        p = self._combine(*self._logits(seqs))
+        members = getattr(self, "members_", None) or []
+        for m in members:
+            p = p + m._combine(*m._logits(seqs))
+        return p / (1 + len(members))
 
     def _train_network(self, base: Path, ids: list, lengths: np.ndarray, y: np.ndarray, c: np.ndarray, teacher,
                        tr: np.ndarray, va: np.ndarray, n_epochs: int):
@@ -623,7 +681,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         if n_val < 2:
             return idx, idx[:0]
         stratify = y if counts.min() >= 2 and n_val >= len(counts) else None
-        tr, va = train_test_split(idx, test_size=n_val, random_state=self.random_state, stratify=stratify)
+        seed = self.random_state if self.split_random_state is None else self.split_random_state
+        tr, va = train_test_split(idx, test_size=n_val, random_state=seed, stratify=stratify)
         return np.sort(tr), np.sort(va)
 
     def _class_weights(self, y: np.ndarray, k: int) -> np.ndarray | None:
@@ -774,7 +833,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "classes_")
         texts = list(texts)
         linear, w = getattr(self, "linear_", None), getattr(self, "ensemble_weight_", 1.0)
-        p = self._combine(*self._logits(self._tokenize(texts))) if w > 0 or linear is None else 0.0
+        p = self._network_proba(self._tokenize(texts)) if w > 0 or linear is None else 0.0
         rows = None
         if linear is not None:
             rows = linear.transform_rows(texts)
@@ -794,12 +853,14 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         return linear.explain(text, label, top_k=top_k, features=features) if linear is not None else []
 
     def predict_channel_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """The channel head alone: calibrated probabilities (n_texts, len(channels_))."""
+        """The channel head alone: calibrated probabilities (n_texts, len(channels_)); with a seed ensemble,
+        the mean of its networks' channel heads."""
         check_is_fitted(self, "classes_")
         if not self.channels_:
             raise ValueError("this model has no channel head (trained without channel_map)")
-        _, cl = self._logits(self._tokenize(list(texts)))
-        return softmax(cl / self.channel_temperature_)
+        seqs = self._tokenize(list(texts))
+        nets = [self] + list(getattr(self, "members_", None) or [])
+        return np.mean([softmax(m._logits(seqs)[1] / m.channel_temperature_) for m in nets], axis=0)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Most probable label per text, shape (n_texts,)."""
@@ -840,6 +901,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             "distilled": getattr(self, "distilled_", False),
             "prior": None if getattr(self, "prior_", None) is None else [float(v) for v in self.prior_],
             "prior_tau": getattr(self, "prior_tau_", 0.0),
+            "members": len(getattr(self, "members_", None) or []),
         }
         (out / LINEAR_FILE).unlink(missing_ok=True)
         if getattr(self, "linear_", None) is not None:
@@ -847,7 +909,18 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
 
             joblib.dump(self.linear_, out / LINEAR_FILE, compress=3)
         (out / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-        return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and (p.parent == enc_dir or p.name in (HEADS_FILE, META_FILE, ONNX_FILE, ONNX_INT8_FILE, LINEAR_FILE)))
+        written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and (p.parent == enc_dir or p.name in (HEADS_FILE, META_FILE, ONNX_FILE, ONNX_INT8_FILE, LINEAR_FILE)))
+        members = list(getattr(self, "members_", None) or [])
+        if (out / MEMBERS_DIR).is_dir():  # an earlier model's networks beyond this one's
+            import shutil
+
+            for old in (out / MEMBERS_DIR).iterdir():
+                if not (old.name.isdigit() and 1 <= int(old.name) <= len(members)):
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
+        for k, m in enumerate(members, start=1):
+            sub = Path(MEMBERS_DIR) / str(k)
+            written += [str(sub / f) for f in m.save_pretrained(out / sub)]
+        return written
 
     @classmethod
     def from_pretrained(cls, path: str | Path, backend: str | None = None) -> "TransformerTextClassifier":
@@ -885,6 +958,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         clf.backend_ = clf._choose_backend(path)
         if clf.backend_ == "torch":
             clf._torch_net()
+        n_members = int(meta.get("members", 0))
+        clf.members_ = [cls.from_pretrained(path / MEMBERS_DIR / str(k), backend=backend) for k in range(1, n_members + 1)]
         return clf
 
     def _choose_backend(self, path: Path) -> str:
@@ -941,6 +1016,9 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         if quantize:
             quantize_int8(out / ONNX_FILE, out / ONNX_INT8_FILE)
             written.append(ONNX_INT8_FILE)
+        for k, m in enumerate(getattr(self, "members_", None) or [], start=1):
+            sub = Path(MEMBERS_DIR) / str(k)
+            written += [str(sub / f) for f in m.export_onnx(out / sub, quantize=quantize, opset=opset)]
         return written
 
     def use_backend(self, backend: str, path: str | Path | None = None) -> "TransformerTextClassifier":
@@ -954,6 +1032,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         if self.backend_ == "torch":
             self.session_ = None
             self._torch_net()
+        for k, m in enumerate(getattr(self, "members_", None) or [], start=1):
+            m.use_backend(backend, self.path_ / MEMBERS_DIR / str(k))
         return self
 
     def __getstate__(self):  # joblib/pickle: drop the unpicklable onnxruntime sessions and thread pool

@@ -22,7 +22,7 @@ from data.loading import DataError
 from data.taxonomy import Taxonomy
 from model.artifacts import TrainedModel, new_version, save_model
 from model.thresholds import choose_thresholds, decide
-from model.transformer import ONNX_INT8_FILE, TransformerTextClassifier
+from model.transformer import MEMBERS_DIR, ONNX_INT8_FILE, TransformerTextClassifier
 from training.metrics import routing_metrics, summary_line
 from training.model_card import _fmt, channel_threshold_line, metrics_table
 from training.train import TrainConfig, data_hash, load_training_data, override_mask
@@ -108,6 +108,8 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
         "history": clf.history_,
         "n_params": clf.n_params_,
     }
+    if clf.members_:  # the seed ensemble's other networks
+        metrics["members"] = [{"random_state": m.random_state, "temperature": m.temperature_, "history": m.history_} for m in clf.members_]
     model = TrainedModel(classifier=clf, taxonomy=taxonomy, thresholds=thresholds, version=new_version(cfg.model), metrics=metrics)
     out = Path(cfg.out)
     test_records = []
@@ -143,7 +145,8 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
             # fastest backend is float32 ONNX, which is the same arithmetic as PyTorch.
             logger.warning("int8 ONNX agrees on %.2f%% < %.2f%% of labels: removed; float32 ONNX serves",
                            100 * metrics["onnx"]["label_agreement"], 100 * cfg.int8_min_agreement)
-            (out / ONNX_INT8_FILE).unlink()
+            for f in [out / ONNX_INT8_FILE, *out.glob(f"{MEMBERS_DIR}/*/{ONNX_INT8_FILE}")]:
+                f.unlink()
             save_model(model, out, render_transformer_card(model, cfg, extra), extra_config=extra)  # the checksums without it
         else:
             # metrics.json and README.md are not checksummed: update them in place.
@@ -191,6 +194,11 @@ def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) 
     if getattr(clf, "prior_tau_", 0.0):
         lines += [f"**Prior correction:** probabilities divided by the training label frequencies to the power {clf.prior_tau_:.1f} "
                   "(chosen on the validation split by accuracy + macro-F1), which favours rare departments on borderline texts.", ""]
+    if clf.members_:
+        lines += [f"**Seed ensemble:** {1 + len(clf.members_)} networks trained on the same rows from seeds "
+                  f"{', '.join(str(s) for s in [clf.random_state] + [m.random_state for m in clf.members_])}, each calibrated on the same "
+                  f"validation split (T = {', '.join(f'{x.temperature_:.3f}' for x in [clf, *clf.members_])}); the transformer's probabilities "
+                  f"are their mean. The epoch table below is the first network's; the others' are in `metrics.json` (`members`).", ""]
     if getattr(clf, "linear_", None) is not None:
         lines += [f"**Ensemble:** probabilities are {clf.ensemble_weight_:.2f} × transformer + {1 - clf.ensemble_weight_:.2f} × the linear model "
                   "(`linear.joblib`, weight chosen on the validation split); the linear model's terms explain decisions.", ""]

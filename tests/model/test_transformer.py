@@ -354,8 +354,9 @@ def test_an_int8_model_that_disagrees_with_pytorch_is_not_served(unigram_base, t
     data = write_jsonl(tmp_path / "tiny.jsonl", ROWS)
     out = tmp_path / "model"
     train(TrainConfig(data=[str(data)], out=str(out), model="transformer", base_model=str(unigram_base),
-                      transformer={**FAST, "epochs": 2}), progress=False)
+                      transformer={**FAST, "epochs": 2, "n_networks": 2}), progress=False)
     assert not (out / "model.int8.onnx").exists() and (out / "model.onnx").exists()
+    assert not (out / "members" / "1" / "model.int8.onnx").exists() and (out / "members" / "1" / "model.onnx").exists()  # every network's
     config = json.loads((out / "config.json").read_text())
     assert "model.int8.onnx" not in config["files"] and "model.onnx" in config["files"]
     onnx_metrics = json.loads((out / "metrics.json").read_text())["onnx"]
@@ -389,3 +390,66 @@ def test_refit_full_serves_a_network_trained_on_every_row(unigram_base, tmp_path
     np.testing.assert_allclose(again.predict_proba(TEXTS), p_refit, atol=1e-5)
     with pytest.raises(ValueError, match="refit_full"):
         TransformerTextClassifier(refit_full=True, average_checkpoints=3, **params).fit(TEXTS, LABELS)
+
+
+def test_seed_ensemble_averages_its_networks_and_round_trips(unigram_base, tmp_path):
+    """n_networks=2: a second network from another seed on the same validation split; the served and
+    the validation probabilities are the mean of both networks' calibrated ones; save/load keeps it."""
+    params = dict(base_model=str(unigram_base), channel_map=CHANNELS, ensemble_linear=False, **{**FAST, "epochs": 4})
+    single = TransformerTextClassifier(**params).fit(TEXTS, LABELS)
+    pair = TransformerTextClassifier(n_networks=2, **params).fit(TEXTS, LABELS)
+    assert len(pair.members_) == 1 and single.members_ == []
+    member = pair.members_[0]
+    assert member.random_state == 1000 and member.n_networks == 1 and member.linear_ is None
+    np.testing.assert_array_equal(member.validation_index_, pair.validation_index_)
+    np.testing.assert_allclose(pair.validation_proba_, (single.validation_proba_ + member.validation_proba_) / 2, atol=1e-6)
+    np.testing.assert_allclose(pair.network_validation_proba_, [single.validation_proba_, member.validation_proba_], atol=1e-6)
+    p_single, p_member, p_pair = single.predict_proba(TEXTS), member.predict_proba(TEXTS), pair.predict_proba(TEXTS)
+    assert np.abs(p_single - p_member).max() > 1e-3  # another seed, another network
+    np.testing.assert_allclose(p_pair, (p_single + p_member) / 2, atol=1e-5)
+    np.testing.assert_allclose(pair.predict_channel_proba(TEXTS),
+                               (single.predict_channel_proba(TEXTS) + member.predict_channel_proba(TEXTS)) / 2, atol=1e-5)
+    assert pair.n_params_ == 2 * single.n_params_
+    files = pair.save_pretrained(tmp_path / "m")
+    assert {"members/1/heads.safetensors", "members/1/transformer.json", "members/1/encoder/model.safetensors"} <= set(files)
+    again = TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch")
+    assert len(again.members_) == 1 and again.members_[0].random_state == 1000
+    np.testing.assert_allclose(again.predict_proba(TEXTS), p_pair, atol=1e-5)
+    # A one-network model saved over it leaves no stale second network behind.
+    single.save_pretrained(tmp_path / "m")
+    assert not (tmp_path / "m" / "members" / "1").exists()
+    np.testing.assert_allclose(TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch").predict_proba(TEXTS), p_single, atol=1e-5)
+    with pytest.raises(ValueError, match="n_networks"):
+        TransformerTextClassifier(n_networks=0, **params).fit(TEXTS, LABELS)
+
+
+def test_train_a_seed_ensemble_exports_checks_and_serves_every_network(unigram_base, tmp_path):
+    """hotline train with n_networks=2: both networks exported to ONNX and listed in the checksums,
+    the card names the seeds, and a tampered second network is refused on load."""
+    from model.artifacts import ModelLoadError, load_model
+    from model.router import Router
+    from training.train import TrainConfig, train
+
+    data = write_jsonl(tmp_path / "tiny.jsonl", ROWS)
+    out = tmp_path / "model"
+    train(TrainConfig(data=[str(data)], out=str(out), model="transformer", base_model=str(unigram_base),
+                      transformer={**FAST, "epochs": 3, "n_networks": 2}), progress=False)
+    config = json.loads((out / "config.json").read_text())
+    assert {"members/1/heads.safetensors", "members/1/encoder/model.safetensors"} <= set(config["files"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [m["random_state"] for m in metrics["members"]] == [1013] and metrics["members"][0]["history"]  # train seed 13 + 1000
+    assert "Seed ensemble:** 2 networks" in (out / "README.md").read_text()
+    model = load_model(out)
+    torch_p = TransformerTextClassifier.from_pretrained(out, backend="torch").predict_proba(TEXTS)
+    if (out / "model.onnx").exists():  # the ONNX extra: every network exported, and served together
+        assert "members/1/model.onnx" in config["files"]
+        assert model.classifier.members_[0].backend_ == model.classifier.backend_ != "torch"
+        onnx_p = TransformerTextClassifier.from_pretrained(out, backend="onnx").predict_proba(TEXTS)
+        np.testing.assert_allclose(onnx_p, torch_p, atol=1e-4)
+        model.classifier.use_backend("torch")
+        assert model.classifier.members_[0].backend_ == "torch"
+    np.testing.assert_allclose(model.classifier.predict_proba(TEXTS), torch_p, atol=1e-5)
+    assert Router(model).route("有人拿刀砍人").channel == "110"
+    (out / "members" / "1" / "heads.safetensors").write_bytes(b"broken")
+    with pytest.raises(ModelLoadError, match="checksum"):
+        load_model(out)
