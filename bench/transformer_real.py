@@ -5,9 +5,10 @@
 A fixed stratified 80/20 split (seed 13) of the dataset: every model is fit on the same 80% and scored
 on the same 20%. The transformer keeps 10% of its 80% as validation (early stopping, temperature,
 ensemble weight); the linear model and the char TF-IDF + LinearSVC baseline use all 80%. The
-"ensemble" row averages the transformer's and the linear model's probabilities with a weight chosen
+"mixture" row averages the transformer's and the linear model's probabilities with a weight chosen
 on that validation split by log-likelihood (linear refit on train-minus-validation to score it), as
-``ensemble_linear=True`` does. The base encoder is
+``ensemble_method="mixture"`` does; the "log-pool" row combines them as softmax(a·log p + b·log q)
+with exponents chosen the same way, as the default ``ensemble_method="log-pool"`` does. The base encoder is
 pruned to the split's training texts first (test tokens then meet the CJK margin, as new calls would).
 Prints its command and one table; writes bench/results/transformer_<dataset>_<config>.json. Ticket
 texts are never printed.
@@ -37,7 +38,7 @@ from sklearn.svm import LinearSVC
 
 from data.cleaning import normalize_text
 from data.corpus import TRAIN_PATH, read_jsonl
-from model.calibration import fit_blend_weight
+from model.calibration import apply_log_pool, fit_blend_weight, fit_log_pool
 from model.encoder.prune import prune_vocabulary
 from model.linear import LinearTextClassifier
 from model.transformer import TransformerTextClassifier
@@ -160,10 +161,13 @@ def main() -> None:
         lin_va = LinearTextClassifier(channel_of=channel_map).fit([texts[i] for i in fit_rows], y[fit_rows])
         assert list(lin_va.classes_) == list(clf.classes_) == list(linear.classes_)
         pl_va = lin_va.predict_proba([texts[i] for i in va])
-        best_w = fit_blend_weight(clf.validation_proba_, pl_va, np.searchsorted(clf.classes_, y[va]))  # as ensemble_linear=True does
-        ens = best_w * p + (1 - best_w) * lin_proba
+        y_va = np.searchsorted(clf.classes_, y[va])
+        best_w = fit_blend_weight(clf.validation_proba_, pl_va, y_va)  # as ensemble_method="mixture" does
+        mixture = best_w * p + (1 - best_w) * lin_proba
+        a, b = fit_log_pool(clf.validation_proba_, pl_va, y_va)  # as the default ensemble_method="log-pool" does
+        ens = apply_log_pool(p, lin_proba, a, b)
         if config == args.distil_from:  # the served teacher: the same ensemble, on the training texts
-            teacher_tr = best_w * clf.predict_proba(X_tr) + (1 - best_w) * linear.predict_proba(X_tr)
+            teacher_tr = apply_log_pool(clf.predict_proba(X_tr), linear.predict_proba(X_tr), a, b)
         RESULTS.mkdir(parents=True, exist_ok=True)
         # Keep the probabilities (no texts) so that post-hoc choices can be studied without refitting:
         # bench/posthoc_real.py reads this file.
@@ -174,22 +178,26 @@ def main() -> None:
             tests = [n._combine(*n._logits(seqs)) for n in nets]
             for k in range(1, len(nets)):
                 pv, pt = np.mean(vals[:k], axis=0), np.mean(tests[:k], axis=0)
-                w = fit_blend_weight(pv, pl_va, np.searchsorted(clf.classes_, y[va]))
+                w = fit_blend_weight(pv, pl_va, y_va)
                 mix = w * pt + (1 - w) * lin_proba
-                rows.append((f"ensemble {name}, first {k} network(s) (weight {w:.2f})", *scores(y[te], clf.classes_[mix.argmax(1)]), "-", "-"))
+                rows.append((f"mixture {name}, first {k} network(s) (weight {w:.2f})", *scores(y[te], clf.classes_[mix.argmax(1)]), "-", "-"))
+                ak, bk = fit_log_pool(pv, pl_va, y_va)
+                pooled = apply_log_pool(pt, lin_proba, ak, bk)
+                rows.append((f"log-pool {name}, first {k} network(s) (a {ak:.2f}, b {bk:.2f})", *scores(y[te], clf.classes_[pooled.argmax(1)]), "-", "-"))
             networks = {f"val_network{k}": v for k, v in enumerate(vals)} | {f"test_network{k}": t for k, t in enumerate(tests)}
         np.savez_compressed(
             RESULTS / f"proba_{args.dataset}_{name}{tag}.npz", classes=np.asarray(clf.classes_, dtype=str),
             val_y=y[va], val_transformer=clf.validation_proba_, val_linear=pl_va,
             test_y=y[te], test_transformer=p, test_linear=lin_proba, train_y=y[fit_rows], **networks,
         )
-        rows.append((f"ensemble {name} (transformer weight {best_w:.2f}, chosen on validation)", *scores(y[te], clf.classes_[ens.argmax(1)]), "-", "-"))
-        result[name] = {"params": CONFIGS[config], "history": clf.history_, "fit_seconds": round(fit_s, 1), "ensemble_weight": best_w,
+        rows.append((f"mixture {name} (transformer weight {best_w:.2f}, chosen on validation)", *scores(y[te], clf.classes_[mixture.argmax(1)]), "-", "-"))
+        rows.append((f"log-pool {name} (exponents {a:.2f}, {b:.2f}, chosen on validation; the product's default)", *scores(y[te], clf.classes_[ens.argmax(1)]), "-", "-"))
+        result[name] = {"params": CONFIGS[config], "history": clf.history_, "fit_seconds": round(fit_s, 1), "ensemble_weight": best_w, "log_pool": [a, b],
                         "temperature": clf.temperature_, "n_params": clf.n_params_, "precision": clf.precision_}
         if channel_map:
             is110 = np.array([channel_map[c] == "110" for c in clf.classes_])
             true110 = np.array([channel_map[c] == "110" for c in y[te]])
-            for label, prob in (("transformer", p), ("linear", lin_proba), ("ensemble", ens)):
+            for label, prob in (("transformer", p), ("linear", lin_proba), ("mixture", mixture), ("ensemble", ens)):
                 pred110 = prob[:, is110].sum(1) >= 0.5
                 result[name][f"police_f1_{label}"] = round(float(f1_score(true110, pred110)), 4)
     result["rows"] = rows
@@ -203,7 +211,8 @@ def main() -> None:
         print(f"| {name} | {acc:.3f} | {f1:.3f} | {secs} | {ep} |")
     for name, r in result.items():
         if isinstance(r, dict) and "police_f1_transformer" in r:
-            print(f"police-or-not F1 ({name}): transformer {r['police_f1_transformer']}, linear {r['police_f1_linear']}, ensemble {r['police_f1_ensemble']}")
+            print(f"police-or-not F1 ({name}): transformer {r['police_f1_transformer']}, linear {r['police_f1_linear']}, "
+                  f"mixture {r['police_f1_mixture']}, log-pool {r['police_f1_ensemble']}")
 
 
 if __name__ == "__main__":

@@ -200,8 +200,14 @@ def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) 
                   f"validation split (T = {', '.join(f'{x.temperature_:.3f}' for x in [clf, *clf.members_])}); the transformer's probabilities "
                   f"are their mean. The epoch table below is the first network's; the others' are in `metrics.json` (`members`).", ""]
     if getattr(clf, "linear_", None) is not None:
-        lines += [f"**Ensemble:** probabilities are {clf.ensemble_weight_:.2f} × transformer + {1 - clf.ensemble_weight_:.2f} × the linear model "
-                  "(`linear.joblib`, weight chosen on the validation split); the linear model's terms explain decisions.", ""]
+        if getattr(clf, "ensemble_exponents_", None) is not None:
+            a, b = clf.ensemble_exponents_
+            lines += [f"**Ensemble:** probabilities are softmax({a:.2f} × log P(transformer) + {b:.2f} × log P(linear)), a log-linear pool with "
+                      "the linear model (`linear.joblib`, exponents chosen on the validation split by log-likelihood); the linear model's "
+                      "terms explain decisions.", ""]
+        else:
+            lines += [f"**Ensemble:** probabilities are {clf.ensemble_weight_:.2f} × transformer + {1 - clf.ensemble_weight_:.2f} × the linear model "
+                      "(`linear.joblib`, weight chosen on the validation split); the linear model's terms explain decisions.", ""]
     lines += [
         "## Training",
         f"- files: {', '.join(f'`{d}`' for d in cfg.data)} (columns `{cfg.text_column}` → `{cfg.label_column}`); rows {m['train_rows']}, skipped {m['skipped_rows']}",

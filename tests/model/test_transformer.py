@@ -122,6 +122,38 @@ def test_ensemble_with_the_linear_model_round_trips_and_explains(unigram_base, t
     np.testing.assert_allclose(again.predict_proba(texts), proba, atol=1e-5)
 
 
+def test_the_linear_ensemble_is_a_log_pool_or_a_mixture(unigram_base, tmp_path):
+    """ensemble_method: the default log-pool serves softmax(a·log p_network + b·log p_linear), the
+    mixture w·p_network + (1 − w)·p_linear; a folder saved before the log-pool (no exponents) serves
+    the mixture."""
+    from model.calibration import apply_log_pool
+
+    params = dict(base_model=str(unigram_base), channel_map=CHANNELS, **dict(FAST, epochs=2))
+    pool = TransformerTextClassifier(**params).fit(TEXTS, LABELS)
+    mixture = TransformerTextClassifier(ensemble_method="mixture", **params).fit(TEXTS, LABELS)
+    assert pool.ensemble_method == "log-pool" and mixture.ensemble_exponents_ is None
+    a, b = pool.ensemble_exponents_
+    assert a >= 0 and b >= 0 and a + b > 0 and pool.ensemble_weight_ == round(a / (a + b), 3)
+    network = pool._network_proba(pool._tokenize(TEXTS))
+    np.testing.assert_allclose(network, mixture._network_proba(mixture._tokenize(TEXTS)), atol=1e-5)  # same seed, same network
+    linear = pool.linear_.predict_proba(TEXTS)
+    np.testing.assert_allclose(pool.predict_proba(TEXTS), apply_log_pool(network, linear, a, b), atol=1e-6)
+    w = mixture.ensemble_weight_
+    np.testing.assert_allclose(mixture.predict_proba(TEXTS), w * network + (1 - w) * linear, atol=1e-6)
+    pool.save_pretrained(tmp_path / "m")
+    np.testing.assert_allclose(TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch").predict_proba(TEXTS),
+                               pool.predict_proba(TEXTS), atol=1e-5)
+    meta = json.loads((tmp_path / "m" / "transformer.json").read_text())
+    assert meta["ensemble_exponents"] == [a, b]
+    del meta["ensemble_exponents"], meta["params"]["ensemble_method"]  # as written before the log-pool existed
+    (tmp_path / "m" / "transformer.json").write_text(json.dumps(meta))
+    old = TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch")
+    assert old.ensemble_exponents_ is None
+    np.testing.assert_allclose(old.predict_proba(TEXTS), pool.ensemble_weight_ * network + (1 - pool.ensemble_weight_) * linear, atol=1e-5)
+    with pytest.raises(ValueError, match="ensemble_method"):
+        TransformerTextClassifier(ensemble_method="vote", **params).fit(TEXTS, LABELS)
+
+
 def test_any_local_bert_checkpoint_works_as_base(tmp_path):
     """A bert-base-chinese-like folder (WordPiece, no prefix file), randomly initialised here."""
     base = make_wordpiece_base(tmp_path / "tiny-bert")
