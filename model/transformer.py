@@ -943,7 +943,8 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
 
             joblib.dump(self.linear_, out / LINEAR_FILE, compress=3)
         (out / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-        written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and (p.parent == enc_dir or p.name in (HEADS_FILE, META_FILE, ONNX_FILE, ONNX_INT8_FILE, LINEAR_FILE)))
+        ours = [p for p in out.iterdir() if p.is_file() and p.name in (HEADS_FILE, META_FILE, ONNX_FILE, ONNX_INT8_FILE, LINEAR_FILE)]
+        written = sorted(str(p.relative_to(out)) for p in ours + [p for p in enc_dir.iterdir() if p.is_file()])
         members = list(getattr(self, "members_", None) or [])
         if (out / MEMBERS_DIR).is_dir():  # an earlier model's networks beyond this one's
             import shutil

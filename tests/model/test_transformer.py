@@ -447,8 +447,8 @@ def test_seed_ensemble_averages_its_networks_and_round_trips(unigram_base, tmp_p
     again = TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch")
     assert len(again.members_) == 1 and again.members_[0].random_state == 1000
     np.testing.assert_allclose(again.predict_proba(TEXTS), p_pair, atol=1e-5)
-    # A one-network model saved over it leaves no stale second network behind.
-    single.save_pretrained(tmp_path / "m")
+    # A one-network model saved over it leaves no stale second network behind, nor lists one.
+    assert not any(f.startswith("members/") for f in single.save_pretrained(tmp_path / "m"))
     assert not (tmp_path / "m" / "members" / "1").exists()
     np.testing.assert_allclose(TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch").predict_proba(TEXTS), p_single, atol=1e-5)
     with pytest.raises(ValueError, match="n_networks"):
