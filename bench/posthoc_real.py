@@ -3,6 +3,7 @@
     python -m bench.posthoc_real --dataset haikou --config 12-layer-long
     python -m bench.posthoc_real --dataset haikou --ladder frozen-emb,unfrozen-3ep,weighted-3ep,12-layer-6ep-ls
     python -m bench.posthoc_real --dataset taidi --ladder 12-layer-4ep-ls-llrd,12-layer-4ep-ls-llrd+12-layer-4ep-ls-refit
+    python -m bench.posthoc_real --dataset taidi --config 12-layer-4ep-ls-x3 --networks
 
 Reads ``bench/results/proba_<dataset>_<config>.npz`` (validation and test probabilities of the
 transformer and of the linear model, true labels, training label counts). Every choice is made on the
@@ -17,7 +18,10 @@ The criterion on validation is accuracy + macro-F1 (the issue's two numbers, wei
 Prints one table. With ``--ladder A,B,…``: one row per saved config instead (the transformer alone and
 its ensemble with the weight chosen on validation, by log-likelihood as the product does and by accuracy +
 macro-F1 as it did before), each against the linear model, in the order given; ``A+B`` is the mean of
-two saved networks' probabilities (runs of the same --seed), an ensemble the product cannot serve yet.
+two saved networks' probabilities (runs of the same --seed). With ``--networks`` (a seed-ensemble run,
+``n_networks > 1``): one row per "first k networks" and per network alone, each combined with the
+linear model both ways the product can (mixture weight, log-pool exponents; both by validation
+log-likelihood).
 
 Found on Haikou (12-layer-long, 2026-11-24): validation picks tau = 0 for the ensemble (no gain),
 and tau = 0.5 for the linear model alone (test: −0.2 accuracy, +2.3 macro-F1). So the product does
@@ -32,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from model.calibration import apply_prior_correction, fit_blend_weight, fit_prior_correction, label_prior
+from model.calibration import apply_log_pool, apply_prior_correction, fit_blend_weight, fit_log_pool, fit_prior_correction, label_prior
 
 RESULTS = Path("bench/results")
 WEIGHTS = np.linspace(0, 1, 21)
@@ -87,13 +91,42 @@ def ladder(dataset: str, configs: list[str]) -> None:
     print(f"linear alone: {l_acc:.3f} / {l_f1:.3f} on {len(d['test_y'])} test rows")
 
 
+def networks(dataset: str, name: str) -> None:
+    """A seed-ensemble run's networks: the mean of the first k and each one alone, with the linear
+    model as a mixture and as a log-pool (both fitted on validation by log-likelihood)."""
+    d = load_saved(dataset, name)
+    classes = d["classes"]
+    n = sum(k.startswith("val_network") for k in d)
+    if not n:
+        raise SystemExit(f"{name}: no per-network probabilities saved (not an n_networks > 1 run)")
+    y_val = np.searchsorted(classes, d["val_y"])
+    l_acc, l_f1 = scores(d["test_y"], d["test_linear"], classes)
+    sets = [(f"first {k}", [f"network{i}" for i in range(k)]) for k in range(1, n + 1)]
+    sets += [(f"network {i + 1} alone", [f"network{i}"]) for i in range(1, n)]
+    print(f"\n{dataset} / {name}: {n} networks; linear alone {l_acc:.3f} / {l_f1:.3f} on {len(d['test_y'])} test rows")
+    print("| networks | transformer alone | + linear, mixture | vs linear | + linear, log-pool | vs linear |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, keys in sets:
+        pv, pt = (np.mean([d[f"{split}_{k}"] for k in keys], axis=0) for split in ("val", "test"))
+        w = fit_blend_weight(pv, d["val_linear"], y_val)
+        a, b = fit_log_pool(pv, d["val_linear"], y_val)
+        t = scores(d["test_y"], pt, classes)
+        m = scores(d["test_y"], w * pt + (1 - w) * d["test_linear"], classes)
+        p = scores(d["test_y"], apply_log_pool(pt, d["test_linear"], a, b), classes)
+        print(f"| {label} | {t[0]:.3f} / {t[1]:.3f} | {m[0]:.3f} / {m[1]:.3f} (w {w:.2f}) | {100 * (m[0] - l_acc):+.1f} / {100 * (m[1] - l_f1):+.1f} "
+              f"| {p[0]:.3f} / {p[1]:.3f} ({a:.2f}, {b:.2f}) | {100 * (p[0] - l_acc):+.1f} / {100 * (p[1] - l_f1):+.1f} |")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default="haikou")
     ap.add_argument("--config", default="12-layer-long")
     ap.add_argument("--ladder", help="comma-separated saved configs: one summary row each")
+    ap.add_argument("--networks", action="store_true", help="a seed-ensemble run: the first k networks and each alone, mixture and log-pool")
     args = ap.parse_args(argv)
     print("command: python -m bench.posthoc_real " + " ".join(sys.argv[1:] if argv is None else argv))
+    if args.networks:
+        return networks(args.dataset, args.config)
     if args.ladder:
         return ladder(args.dataset, args.ladder.split(","))
     d = load_saved(args.dataset, args.config)
