@@ -232,10 +232,10 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         texts, ``python -m bench.transformer_speed``): 56 texts/s with one 2-thread session, 81 with
         two 1-thread workers; one text, p50 12.2 ms on the 2-thread session, 16.0 on a 1-thread one.
     ensemble_linear : bool, default True
-        Also fit :class:`model.linear.LinearTextClassifier` and serve the weighted mean of both models'
-        probabilities; the weight is chosen on the validation split (log-likelihood,
-        :func:`model.calibration.fit_blend_weight`) with the
-        linear model fit without those rows, then the linear model is refit on every row.
+        Also fit :class:`model.linear.LinearTextClassifier` and serve both models' probabilities
+        combined (see ``ensemble_method``); the combination is chosen on the validation split by
+        log-likelihood with the linear model fit without those rows, then the linear model is refit on
+        every row.
     ensemble_method : {"log-pool", "mixture"}, default "log-pool"
         How ``ensemble_linear`` combines the two models, fitted on the validation split by
         log-likelihood: "log-pool" serves ``softmax(a·log p_transformer + b·log p_linear)`` with two
