@@ -38,6 +38,7 @@ from sklearn.svm import LinearSVC
 
 from data.cleaning import normalize_text
 from data.corpus import TRAIN_PATH, read_jsonl
+from bench.posthoc_real import networks as posthoc_networks
 from model.calibration import apply_log_pool, fit_blend_weight, fit_log_pool
 from model.encoder.prune import prune_vocabulary
 from model.linear import LinearTextClassifier
@@ -78,7 +79,7 @@ CONFIGS = {
     # (refit_full); the ensemble weight is still chosen on the first network's validation probabilities.
     "12-layer-4ep-ls-refit": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=4, early_stopping_patience=4, class_weight="sqrt", max_length=128, label_smoothing=0.1, refit_full=True),
     # Seed ensembles (n_networks): three networks from seeds s, s+1000, s+2000 on the same validation split,
-    # probabilities averaged; the table also shows the mean of the first one and two networks.
+    # probabilities averaged; a second table shows the first one and two networks and each alone.
     "12-layer-long-x3": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=10, early_stopping_patience=3, class_weight="sqrt", max_length=128, n_networks=3),
     "12-layer-4ep-ls-x3": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=4, early_stopping_patience=4, class_weight="sqrt", max_length=128, label_smoothing=0.1, n_networks=3),
     "6-layer-fast-x3": dict(lr_encoder=1.5e-4, lr_head=2e-3, epochs=6, early_stopping_patience=6, class_weight="sqrt", max_length=128, num_layers=6, label_smoothing=0.1, n_networks=3),
@@ -143,6 +144,7 @@ def main() -> None:
     result["pruning"] = {k: report[k] for k in ("vocab_before", "vocab_after", "params_before", "params_after", "safetensors_bytes_before", "safetensors_bytes_after")}
 
     teacher_tr = None
+    ensembles = []  # saved runs of seed ensembles, tabulated network by network at the end
     for config in configs:
         name = config if teacher_tr is None else f"{config}-distilled"
         t = time.perf_counter()
@@ -152,7 +154,15 @@ def main() -> None:
                                         **{**CONFIGS[config], "ensemble_linear": False})
         clf.fit(X_tr, y[tr], teacher_proba=teacher_tr)
         fit_s = time.perf_counter() - t
-        p = clf.predict_proba(X_te)
+        networks = {}
+        if clf.members_:  # a seed ensemble: keep each network's probabilities for bench.posthoc_real --networks
+            seqs = clf._tokenize(X_te)
+            tests = [n._combine(*n._logits(seqs)) for n in (clf, *clf.members_)]
+            networks = {f"val_network{k}": v for k, v in enumerate(clf.network_validation_proba_)} | {f"test_network{k}": t for k, t in enumerate(tests)}
+            p = np.mean(tests, axis=0)  # = clf.predict_proba(X_te), without running the networks twice
+            ensembles.append(f"{name}{tag}")
+        else:
+            p = clf.predict_proba(X_te)
         acc, f1 = scores(y[te], clf.classes_[p.argmax(1)])
         rows.append((f"transformer {name}", acc, f1, round(fit_s, 1), len(clf.history_)))
         # Ensemble weight on the transformer's own validation split (linear refit without those rows).
@@ -171,20 +181,6 @@ def main() -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         # Keep the probabilities (no texts) so that post-hoc choices can be studied without refitting:
         # bench/posthoc_real.py reads this file.
-        networks = {}
-        if clf.members_:  # the seed ensemble: each network's probabilities, and the mean of the first k of them
-            nets, seqs = [clf, *clf.members_], clf._tokenize(X_te)
-            vals = list(clf.network_validation_proba_)
-            tests = [n._combine(*n._logits(seqs)) for n in nets]
-            for k in range(1, len(nets)):
-                pv, pt = np.mean(vals[:k], axis=0), np.mean(tests[:k], axis=0)
-                w = fit_blend_weight(pv, pl_va, y_va)
-                mix = w * pt + (1 - w) * lin_proba
-                rows.append((f"mixture {name}, first {k} network(s) (weight {w:.2f})", *scores(y[te], clf.classes_[mix.argmax(1)]), "-", "-"))
-                ak, bk = fit_log_pool(pv, pl_va, y_va)
-                pooled = apply_log_pool(pt, lin_proba, ak, bk)
-                rows.append((f"log-pool {name}, first {k} network(s) (a {ak:.2f}, b {bk:.2f})", *scores(y[te], clf.classes_[pooled.argmax(1)]), "-", "-"))
-            networks = {f"val_network{k}": v for k, v in enumerate(vals)} | {f"test_network{k}": t for k, t in enumerate(tests)}
         np.savez_compressed(
             RESULTS / f"proba_{args.dataset}_{name}{tag}.npz", classes=np.asarray(clf.classes_, dtype=str),
             val_y=y[va], val_transformer=clf.validation_proba_, val_linear=pl_va,
@@ -213,6 +209,8 @@ def main() -> None:
         if isinstance(r, dict) and "police_f1_transformer" in r:
             print(f"police-or-not F1 ({name}): transformer {r['police_f1_transformer']}, linear {r['police_f1_linear']}, "
                   f"mixture {r['police_f1_mixture']}, log-pool {r['police_f1_ensemble']}")
+    for saved in ensembles:  # the first k networks and each one alone, mixture and log-pool
+        posthoc_networks(args.dataset, saved)
 
 
 if __name__ == "__main__":

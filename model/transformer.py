@@ -550,12 +550,11 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         probabilities, which is what :meth:`predict_proba` serves before the linear blend."""
         from sklearn.base import clone
 
-        split = self.random_state if self.split_random_state is None else self.split_random_state
         probas = [self.validation_proba_]
         for k in range(1, int(self.n_networks)):
             logger.info("seed ensemble: network %d of %d (seed %d)", k + 1, self.n_networks, self.random_state + 1000 * k)
             member = clone(self).set_params(n_networks=1, ensemble_linear=False, prior_correction=False,
-                                            random_state=self.random_state + 1000 * k, split_random_state=split)
+                                            random_state=self.random_state + 1000 * k, split_random_state=self._split_seed())
             member.fit(texts, labels, teacher_proba=teacher_proba)
             if not np.array_equal(member.validation_index_, self.validation_index_):  # the split is a function of the seed only
                 raise RuntimeError("seed ensemble: a network validated on other rows than the first")
@@ -568,7 +567,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         """Calibrated probabilities (n, n_classes) of the network, or the mean over the seed ensemble's
         networks; ``seqs``: token ids from :meth:`_tokenize` (the networks share one tokenizer)."""
         p = self._combine(*self._logits(seqs))
-        members = getattr(self, "members_", None) or []
+        members = self._members()
         for m in members:
             p = p + m._combine(*m._logits(seqs))
         return p / (1 + len(members))
@@ -705,14 +704,20 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         w = getattr(self, "ensemble_weight_", 1.0)
         return w * p_transformer + (1 - w) * p_linear
 
+    def _split_seed(self) -> int:
+        return self.random_state if self.split_random_state is None else self.split_random_state
+
+    def _members(self) -> list["TransformerTextClassifier"]:
+        """The seed ensemble's networks 2 … n (``members_``; none before fit or without an ensemble)."""
+        return list(getattr(self, "members_", None) or [])
+
     def _split(self, y: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         idx = np.arange(len(y))
         n_val = int(round(self.val_fraction * len(y)))
         if n_val < 2:
             return idx, idx[:0]
         stratify = y if counts.min() >= 2 and n_val >= len(counts) else None
-        seed = self.random_state if self.split_random_state is None else self.split_random_state
-        tr, va = train_test_split(idx, test_size=n_val, random_state=seed, stratify=stratify)
+        tr, va = train_test_split(idx, test_size=n_val, random_state=self._split_seed(), stratify=stratify)
         return np.sort(tr), np.sort(va)
 
     def _class_weights(self, y: np.ndarray, k: int) -> np.ndarray | None:
@@ -892,7 +897,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         if not self.channels_:
             raise ValueError("this model has no channel head (trained without channel_map)")
         seqs = self._tokenize(list(texts))
-        nets = [self] + list(getattr(self, "members_", None) or [])
+        nets = [self, *self._members()]
         return np.mean([softmax(m._logits(seqs)[1] / m.channel_temperature_) for m in nets], axis=0)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
@@ -935,7 +940,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             "distilled": getattr(self, "distilled_", False),
             "prior": None if getattr(self, "prior_", None) is None else [float(v) for v in self.prior_],
             "prior_tau": getattr(self, "prior_tau_", 0.0),
-            "members": len(getattr(self, "members_", None) or []),
+            "members": len(self._members()),
         }
         (out / LINEAR_FILE).unlink(missing_ok=True)
         if getattr(self, "linear_", None) is not None:
@@ -945,7 +950,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         (out / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
         ours = [p for p in out.iterdir() if p.is_file() and p.name in (HEADS_FILE, META_FILE, ONNX_FILE, ONNX_INT8_FILE, LINEAR_FILE)]
         written = sorted(str(p.relative_to(out)) for p in ours + [p for p in enc_dir.iterdir() if p.is_file()])
-        members = list(getattr(self, "members_", None) or [])
+        members = self._members()
         if (out / MEMBERS_DIR).is_dir():  # an earlier model's networks beyond this one's
             import shutil
 
@@ -1053,7 +1058,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         if quantize:
             quantize_int8(out / ONNX_FILE, out / ONNX_INT8_FILE)
             written.append(ONNX_INT8_FILE)
-        for k, m in enumerate(getattr(self, "members_", None) or [], start=1):
+        for k, m in enumerate(self._members(), start=1):
             sub = Path(MEMBERS_DIR) / str(k)
             written += [str(sub / f) for f in m.export_onnx(out / sub, quantize=quantize, opset=opset)]
         return written
@@ -1069,7 +1074,7 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         if self.backend_ == "torch":
             self.session_ = None
             self._torch_net()
-        for k, m in enumerate(getattr(self, "members_", None) or [], start=1):
+        for k, m in enumerate(self._members(), start=1):
             m.use_backend(backend, self.path_ / MEMBERS_DIR / str(k))
         return self
 
