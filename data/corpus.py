@@ -62,19 +62,13 @@ def build_corpus(
     taxonomy = taxonomy or default_taxonomy()
     rows, seen, dropped = [], set(), 0
     for path in inputs:
-        slice_name = Path(path).stem
-        for r in read_jsonl(path):
-            text = neutral_roles(normalize_text(r["text"]))
-            key = dedup_key(text)
+        for r in _read_slice(path, taxonomy):
+            key = dedup_key(r["text"])
             if key in seen:
                 dropped += 1
                 continue
             seen.add(key)
-            dep = r["department"]
-            if taxonomy.channel_of(dep) != str(r["channel"]):
-                raise ValueError(f"{path}: {text[:20]}… channel {r['channel']} does not match {dep}")
-            source = r.get("source") or f"authored-llm/{slice_name}/{r['style']}"
-            rows.append({"text": text, "channel": str(r["channel"]), "department": dep, "source": source, "style": r["style"], "hard": bool(r["hard"])})
+            rows.append(r)
     rng = np.random.default_rng(seed)
     rng.shuffle(rows)
     texts = [r["text"] for r in rows]
@@ -95,6 +89,76 @@ def build_corpus(
     stats["near_duplicate_groups_with_more_than_one_row"] = int(sum(1 for c in Counter(groups).values() if c > 1))
     (out / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2), encoding="utf-8")
     return stats
+
+
+def _read_slice(path: str | Path, taxonomy: Taxonomy) -> list[dict]:
+    """One authored slice as corpus rows (normalised, neutral role words, ``source`` filled in)."""
+    slice_name, rows = Path(path).stem, []
+    for line_no, r in enumerate(read_jsonl(path), start=1):
+        text = neutral_roles(normalize_text(r["text"]))
+        dep = r["department"]
+        if dep not in taxonomy:
+            raise ValueError(f"{path}:{line_no}: unknown department {dep!r}")
+        if taxonomy.channel_of(dep) != str(r["channel"]):
+            raise ValueError(f"{path}:{line_no}: {text[:20]}… channel {r['channel']} does not match {dep}")
+        if r["style"] not in STYLES:
+            raise ValueError(f"{path}:{line_no}: unknown style {r['style']!r}")
+        source = r.get("source") or f"authored-llm/{slice_name}/{r['style']}"
+        rows.append({"text": text, "channel": str(r["channel"]), "department": dep, "source": source, "style": r["style"], "hard": bool(r["hard"])})
+    return rows
+
+
+def extend_train(
+    inputs: list[str | Path],
+    out_dir: str | Path = CORPUS_DIR,
+    taxonomy: Taxonomy | None = None,
+) -> dict:
+    """Add authored slices to the training split only; the test split is not touched.
+
+    A new row is dropped when its text is an exact duplicate of any row already in the corpus (or of an
+    earlier new row), or when it is a near-duplicate of a *test* row (character 3-gram Jaccard ≥
+    ``NEAR_DUPLICATE_JACCARD``): such a row would put a test text's twin into training. New rows get
+    ids after the highest existing one. ``stats.json`` is rewritten with an ``extensions`` entry per
+    call (slices, rows added, rows dropped and why).
+
+    Returns
+    -------
+    dict: the ``extensions`` entry of this call.
+    """
+    taxonomy = taxonomy or default_taxonomy()
+    out = Path(out_dir)
+    train, test = read_jsonl(out / "train.jsonl"), read_jsonl(out / "test.jsonl")
+    seen = {dedup_key(r["text"]) for r in train + test}
+    new, exact = [], 0
+    for path in inputs:
+        for r in _read_slice(path, taxonomy):
+            key = dedup_key(r["text"])
+            if key in seen:
+                exact += 1
+                continue
+            seen.add(key)
+            new.append(r)
+    near = max_overlap([r["text"] for r in new], [r["text"] for r in test]) if new else np.zeros(0)
+    kept = [r for r, o in zip(new, near) if o < NEAR_DUPLICATE_JACCARD]
+    start = max(int(r["id"].split("-")[1]) for r in train + test)
+    for i, r in enumerate(kept, start=start + 1):
+        r["id"] = f"hr-{i:05d}"
+    write_jsonl(out / "train.jsonl", train + kept)
+    entry = {
+        "slices": [Path(p).name for p in inputs],
+        "rows_added": len(kept),
+        "dropped_exact_duplicates": exact,
+        "dropped_near_duplicates_of_test_rows": int(len(new) - len(kept)),
+        "added_by_department": dict(sorted(Counter(r["department"] for r in kept).items())),
+    }
+    old = json.loads((out / "stats.json").read_text(encoding="utf-8")) if (out / "stats.json").exists() else {}
+    stats = corpus_stats(train + kept, test)
+    for k in ("exact_duplicates_dropped", "near_duplicate_groups_with_more_than_one_row"):
+        if k in old:
+            stats[k] = old[k]
+    stats["extensions"] = old.get("extensions", []) + [entry]
+    (out / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2), encoding="utf-8")
+    return entry
 
 
 def corpus_stats(train: list[dict], test: list[dict]) -> dict:

@@ -261,6 +261,17 @@ def corpus_build(inputs: List[Path] = typer.Argument(..., help="Authored JSONL s
     typer.echo(json.dumps(stats, ensure_ascii=False, indent=2))
 
 
+@corpus_app.command("extend")
+def corpus_extend(inputs: List[Path] = typer.Argument(..., help="Authored JSONL slices")) -> None:
+    """Add authored slices to data/corpus/train.jsonl only; the test split stays fixed (duplicates and
+    near-duplicates of test rows are dropped and counted)."""
+    from data.corpus import extend_train
+
+    with _user_errors():
+        entry = extend_train([str(p) for p in inputs])
+    typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
+
+
 @corpus_app.command("stats")
 def corpus_stats_cmd() -> None:
     """Counts per label and the test→train overlap of the shipped corpus."""

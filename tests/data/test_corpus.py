@@ -49,3 +49,73 @@ def test_no_near_duplicates_across_splits(splits):
     train, test = splits
     overlap = max_overlap([r["text"] for r in test], [r["text"] for r in train])
     assert overlap.max() < NEAR_DUPLICATE_JACCARD
+
+
+def _slice(path, rows):
+    import json
+
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _row(text, department, channel, style="short", hard=False):
+    return {"text": text, "channel": channel, "department": department, "style": style, "hard": hard}
+
+
+SMALL = [("小区路灯坏了一个月没人修", "urban_construction", "12345"), ("楼下烧烤油烟太大熏得开不了窗", "urban_construction", "12345"),
+         ("公交司机开车打电话很危险", "urban_construction", "12345"), ("幼儿园乱收兴趣班费用", "urban_construction", "12345"),
+         ("两伙人在夜市门口拿着棍子打架", "police_public_order", "110"), ("电动车刚被人剪锁偷走了", "police_public_order", "110"),
+         ("十字路口两车相撞有人受伤", "police_public_order", "110"), ("仓库冒出浓烟火苗窜上屋顶", "police_public_order", "110")]
+
+
+def _small_corpus(path):
+    """A corpus folder built by build_corpus from eight unrelated rows (two in the test split)."""
+    from data.corpus import build_corpus
+
+    build_corpus([_slice(path / "s1.jsonl", [_row(*r, style="third_person") for r in SMALL])], out_dir=path, test_size=0.25)
+
+
+def test_extend_train_adds_to_train_only_and_drops_test_twins(tmp_path):
+    import json
+
+    from data.corpus import extend_train
+
+    _small_corpus(tmp_path)
+    train, test = read_jsonl(tmp_path / "train.jsonl"), read_jsonl(tmp_path / "test.jsonl")
+    test_before = (tmp_path / "test.jsonl").read_bytes()
+    twin = test[0]["text"] + "啊"  # a near-duplicate of a test row (3-gram Jaccard well above 0.5)
+    new = _slice(tmp_path / "s9_short.jsonl", [
+        _row("钥匙锁屋里了", "convenience", "12345"),
+        _row("孩子被反锁在车里,太阳很晒", "police_rescue", "110", hard=True),
+        _row(train[0]["text"], train[0]["department"], train[0]["channel"]),  # exact duplicate of a train row
+        _row(twin, test[0]["department"], test[0]["channel"]),
+        _row("钥匙锁屋里了", "convenience", "12345"),  # duplicate within the new slice
+    ])
+    entry = extend_train([new], out_dir=tmp_path)
+    assert entry["rows_added"] == 2
+    assert entry["dropped_exact_duplicates"] == 2 and entry["dropped_near_duplicates_of_test_rows"] == 1
+    assert (tmp_path / "test.jsonl").read_bytes() == test_before
+    after = read_jsonl(tmp_path / "train.jsonl")
+    assert after[: len(train)] == train
+    added = after[len(train):]
+    assert [r["text"] for r in added] == ["钥匙锁屋里了", "孩子被反锁在车里,太阳很晒"]
+    assert added[0]["source"] == "authored-llm/s9_short/short"
+    ids = [r["id"] for r in after + test]
+    assert len(ids) == len(set(ids))
+    assert added[0]["id"] == f"hr-{len(train) + len(test) + 1:05d}"
+    stats = json.loads((tmp_path / "stats.json").read_text(encoding="utf-8"))
+    assert stats["train"] == len(after) and stats["extensions"][-1] == entry
+
+
+def test_extend_train_names_the_line_of_a_bad_label(tmp_path):
+    from data.corpus import extend_train
+
+    _small_corpus(tmp_path)
+    before = (tmp_path / "train.jsonl").read_bytes()
+    bad = _slice(tmp_path / "bad.jsonl", [_row("钥匙锁屋里了", "convenience", "12345"), _row("井盖没了", "convenience", "110")])
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: .*does not match convenience"):
+        extend_train([bad], out_dir=tmp_path)
+    unknown = _slice(tmp_path / "unknown.jsonl", [_row("钥匙锁屋里了", "locksmith", "12345")])
+    with pytest.raises(ValueError, match=r"unknown.jsonl:1: unknown department 'locksmith'"):
+        extend_train([unknown], out_dir=tmp_path)
+    assert (tmp_path / "train.jsonl").read_bytes() == before  # nothing written on error
