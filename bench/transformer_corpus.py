@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--base", default="models/base/e5-small-zh")
     ap.add_argument("--param", action="append", default=[], help="KEY=VALUE (JSON value) overriding the transformer params")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--train", default=str(TRAIN_PATH), help="training split (default: the shipped corpus's)")
     args = ap.parse_args()
     print("command: python -m bench.transformer_corpus " + " ".join(sys.argv[1:]), flush=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -46,10 +47,10 @@ def main() -> None:
         k, _, v = p.partition("=")
         params[k] = json.loads(v)
     t0 = time.perf_counter()
-    model = train(TrainConfig(data=[str(TRAIN_PATH)], out=args.out, model="transformer", base_model=args.base, transformer=params,
+    model = train(TrainConfig(data=[args.train], out=args.out, model="transformer", base_model=args.base, transformer=params,
                               test_data=[str(TEST_PATH)]), progress=False)
     fit_s = time.perf_counter() - t0
-    linear = train(TrainConfig(data=[str(TRAIN_PATH)], out="bench/results/linear-corpus-cmp"), progress=False)
+    linear = train(TrainConfig(data=[args.train], out=args.out + "-linear"), progress=False)
     test = load_records(TEST_PATH, taxonomy=linear.taxonomy).records
     lm = evaluate_records(linear, test)["metrics"]
     rm = evaluate_records(None, test)["metrics"]
