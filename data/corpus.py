@@ -94,7 +94,18 @@ def build_corpus(
 def _read_slice(path: str | Path, taxonomy: Taxonomy) -> list[dict]:
     """One authored slice as corpus rows (normalised, neutral role words, ``source`` filled in)."""
     slice_name, rows = Path(path).stem, []
-    for line_no, r in enumerate(read_jsonl(path), start=1):
+    with open(path, encoding="utf-8") as f:
+        lines = list(enumerate(f, start=1))
+    for line_no, line in lines:
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{line_no}: not a JSON object ({exc.msg})") from None
+        missing = [k for k in ("text", "channel", "department", "style", "hard") if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise ValueError(f"{path}:{line_no}: missing {', '.join(missing)}")
         text = neutral_roles(normalize_text(r["text"]))
         dep = r["department"]
         if dep not in taxonomy:

@@ -262,13 +262,16 @@ def corpus_build(inputs: List[Path] = typer.Argument(..., help="Authored JSONL s
 
 
 @corpus_app.command("extend")
-def corpus_extend(inputs: List[Path] = typer.Argument(..., help="Authored JSONL slices")) -> None:
+def corpus_extend(
+    inputs: List[Path] = typer.Argument(..., help="Authored JSONL slices"),
+    corpus_dir: Optional[Path] = typer.Option(None, "--corpus-dir", help="Folder with train.jsonl/test.jsonl (default: the shipped corpus)"),
+) -> None:
     """Add authored slices to data/corpus/train.jsonl only; the test split stays fixed (duplicates and
     near-duplicates of test rows are dropped and counted)."""
-    from data.corpus import extend_train
+    from data.corpus import CORPUS_DIR, extend_train
 
     with _user_errors():
-        entry = extend_train([str(p) for p in inputs])
+        entry = extend_train([str(p) for p in inputs], out_dir=corpus_dir or CORPUS_DIR)
     typer.echo(json.dumps(entry, ensure_ascii=False, indent=2))
 
 

@@ -87,3 +87,26 @@ def test_rules_only_evaluation_judges_each_rule(workdir):
     by_id = {x["rule"]: x for x in rows}
     assert by_id["violence_now"]["fires"] == 1 and by_id["violence_now"]["channel_precision"] == 1.0
     assert by_id["r_utilities"]["fires"] == 1 and by_id["r_utilities"]["department_precision"] == 1.0
+
+
+def test_corpus_extend_adds_rows_and_names_the_bad_line(workdir, tmp_path):
+    import shutil
+
+    from data.corpus import CORPUS_DIR
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in ("train.jsonl", "test.jsonl", "stats.json"):
+        shutil.copy(CORPUS_DIR / name, corpus / name)
+    n_train = len((corpus / "train.jsonl").read_text(encoding="utf-8").splitlines())
+    test_before = (corpus / "test.jsonl").read_bytes()
+    good = [{"text": "我家猫跑隔壁楼顶上下不来了", "channel": "12345", "department": "convenience", "style": "short", "hard": False}]
+    write_jsonl(tmp_path / "s_good.jsonl", good)
+    r = hotline("corpus", "extend", str(tmp_path / "s_good.jsonl"), "--corpus-dir", str(corpus), cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["rows_added"] == 1
+    assert len((corpus / "train.jsonl").read_text(encoding="utf-8").splitlines()) == n_train + 1
+    assert (corpus / "test.jsonl").read_bytes() == test_before
+    write_jsonl(tmp_path / "s_bad.jsonl", good + [{"text": "井盖没了", "channel": "110", "department": "utilities", "style": "short", "hard": True}])
+    r = hotline("corpus", "extend", str(tmp_path / "s_bad.jsonl"), "--corpus-dir", str(corpus), cwd=workdir)
+    assert r.returncode == 2 and "s_bad.jsonl:2:" in r.stderr and "Traceback" not in r.stderr

@@ -119,4 +119,11 @@ def test_extend_train_names_the_line_of_a_bad_label(tmp_path):
     unknown = _slice(tmp_path / "unknown.jsonl", [_row("钥匙锁屋里了", "locksmith", "12345")])
     with pytest.raises(ValueError, match=r"unknown.jsonl:1: unknown department 'locksmith'"):
         extend_train([unknown], out_dir=tmp_path)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "钥匙锁屋里了", "channel": "12345", "department": "convenience", "style": "short", "hard": false}\n\n{"text": "井盖没了"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"broken.jsonl:3: not a JSON object"):
+        extend_train([broken], out_dir=tmp_path)
+    partial = _slice(tmp_path / "partial.jsonl", [{"text": "井盖没了", "channel": "110"}])
+    with pytest.raises(ValueError, match=r"partial.jsonl:1: missing department, style, hard"):
+        extend_train([partial], out_dir=tmp_path)
     assert (tmp_path / "train.jsonl").read_bytes() == before  # nothing written on error
