@@ -19,6 +19,7 @@ from pathlib import Path
 
 from data.corpus import TEST_PATH, TRAIN_PATH
 from data.loading import load_records
+from model.artifacts import load_model
 from training.evaluate import evaluate_records
 from training.train import TrainConfig, train
 
@@ -60,12 +61,23 @@ def main() -> None:
     print("| router with | 110 recall | channel accuracy | department accuracy | macro-F1 | review rate |")
     print("| --- | --- | --- | --- | --- | --- |")
     print(row("transformer (torch)", tm))
+    for backend in ("torch-bf16", "onnx-int8"):  # the same folder in the arithmetic a router may serve it in
+        served = load_model(args.out)
+        try:
+            served.classifier.use_backend(backend)
+        except FileNotFoundError:  # int8 removed by its check, or no onnxruntime
+            continue
+        print(row(f"transformer ({backend})", evaluate_records(served, test)["metrics"]))
     print(row("linear", lm))
     print(row("rules only", rm))
     if "onnx" in model.metrics:
         o = model.metrics["onnx"]
         print(f"int8 ONNX vs PyTorch on the test split: label agreement {o['label_agreement']:.4f}, "
               f"max probability difference {o['max_probability_difference']}")
+    if model.metrics.get("bf16"):
+        b = model.metrics["bf16"]
+        print(f"bf16 weights vs float32 on the test split: label agreement {b['label_agreement']:.4f}, "
+              f"max probability difference {b['max_probability_difference']}, served by auto on AMX: {b['served']}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python -m bench.transformer_speed --model bench/results/transformer-corpus [--n 200]
 
-Each backend (torch float32, ONNX float32, ONNX int8) runs in its own process so that peak memory
+Each backend (torch float32, torch with bfloat16 weights, ONNX float32, ONNX int8) runs in its own process so that peak memory
 (ru_maxrss: load + warm-up + the runs) is its own. route() latency is measured one text at a time
 over the corpus test texts (p50 / p95, ms); throughput with route_batch in batches of 32 and 64.
 The 2 cores are shared with other work, so each backend runs ``--rounds`` times, interleaved, and the
@@ -55,7 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="bench/results/transformer-corpus")
     ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--backend", action="append", help="torch, onnx, onnx-int8 (repeatable; default all)")
+    ap.add_argument("--backend", action="append", help="torch, torch-bf16, onnx, onnx-int8 (repeatable; default all)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -65,7 +65,7 @@ def main() -> None:
     print("command: python -m bench.transformer_speed " + " ".join(sys.argv[1:]), flush=True)
     best: dict[str, dict] = {}
     for _ in range(args.rounds):
-        for backend in args.backend or ["torch", "onnx", "onnx-int8"]:
+        for backend in args.backend or ["torch", "torch-bf16", "onnx", "onnx-int8"]:
             r = run_child("bench.transformer_speed", "--model", args.model, "--n", str(args.n), "--child", backend)
             if "error" in r:
                 best.setdefault(backend, {"backend": backend, **r})

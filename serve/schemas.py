@@ -202,6 +202,8 @@ class Health(BaseModel):
     reason: str | None = None
     model_version: str | None
     source: Literal["model", "rules"]
+    backend: str | None = Field(None, description="How the served model computes: 'linear', or a transformer's inference backend "
+                                "('torch', 'torch-bf16', 'onnx', 'onnx-int8'); None on rules only")
 
 
 class Ready(BaseModel):

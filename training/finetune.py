@@ -120,6 +120,10 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
         test_records = test.records
         metrics["test"] = evaluate_records(model, test_records)["metrics"]
         metrics["test"]["data"] = cfg.test_data
+    check_texts = [r.text for r in test_records] or [texts[i] for i in clf.validation_index_]
+    # Before saving: the verdict goes into transformer.json, where backend "auto" reads it.
+    metrics["bf16"] = clf.check_bf16(check_texts, cfg.int8_min_agreement)
+    logger.info("bf16 weights vs float32: %s", metrics["bf16"])
     extra = {
         "training_data_sha256": data_hash(records),
         "training_data": cfg.data,
@@ -135,7 +139,6 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
             logger.warning("ONNX export skipped (%s): install the transformer extra", exc)
     save_model(model, out, render_transformer_card(model, cfg, extra), extra_config=extra)
     if (out / ONNX_INT8_FILE).exists():
-        check_texts = [r.text for r in test_records] or [texts[i] for i in clf.validation_index_]
         metrics["onnx"] = backend_agreement(clf, out, check_texts)
         logger.info("int8 ONNX vs torch: %s", metrics["onnx"])
         metrics["onnx"]["min_agreement"] = cfg.int8_min_agreement
@@ -230,16 +233,21 @@ def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) 
     ]
     if "test" in m:
         lines += [f"## Test: {', '.join(m['test']['data'])} (never used for training or thresholds; router with override)", metrics_table(m["test"]), ""]
+    backends = []
     if "onnx" in m:
         o = m["onnx"]
-        lines += [
-            "## Inference backends",
+        backends.append(
             f"`model.int8.onnx` (dynamic int8 weights) agrees with the PyTorch model on {o['label_agreement']:.2%} of {o['texts']} texts; "
             f"largest probability difference {o['max_probability_difference']}. "
-            + ("" if o.get("served", True) else f"That is below the {o['min_agreement']:.1%} this training asked for, so it was removed. ")
-            + "The router loads the fastest backend present.",
-            "",
-        ]
+            + ("" if o.get("served", True) else f"That is below the {o['min_agreement']:.1%} this training asked for, so it was removed. "))
+    if m.get("bf16"):
+        b = m["bf16"]
+        backends.append(
+            f"The weights cast to bfloat16 (backend `torch-bf16`, chosen on CPUs with AMX) agree with float32 on "
+            f"{b['label_agreement']:.2%} of {b['texts']} texts; largest probability difference {b['max_probability_difference']}"
+            + ("." if b["served"] else f", below the {b['min_agreement']:.1%} this training asked for, so `auto` does not choose them."))
+    if backends:
+        lines += ["## Inference backends", *[f"- {x}" for x in backends], "", "The router loads the fastest backend present.", ""]
     lines += [
         "## Limits",
         "- The base encoder's weights went through 4-bit rounding (see above) unless another base was given.",

@@ -80,6 +80,7 @@ class TrainConfig:
     # transformer: model.int8.onnx is kept only if its department labels agree with PyTorch's on at least this
     # share of the check texts (the test data, else the validation split); otherwise it is removed and the
     # router serves float32 ONNX. Measured: 12-layer corpus model 99.48% (removed), 4- and 6-layer 100%.
+    # The same bound decides whether backend "auto" may serve the weights cast to bfloat16 (torch-bf16).
     int8_min_agreement: float = 0.995
     teacher: str | None = None  # transformer: a model folder whose probabilities the student also learns (distillation)
 

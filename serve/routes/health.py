@@ -16,9 +16,12 @@ async def health(request: Request) -> Health:
     served = request.app.state.models.current
     if served is None:
         return Health(status="degraded", reason="starting: no router loaded yet", model_version=None, source="rules")
+    model = served.router.model
+    clf = model.classifier if model is not None else None
     return Health(
         status=served.status, reason=served.reason, model_version=served.version,
-        source="model" if served.router.model is not None else "rules",
+        source="model" if model is not None else "rules",
+        backend=None if clf is None else getattr(clf, "backend_", getattr(clf, "model_class", "linear")),
     )
 
 

@@ -104,6 +104,51 @@ def test_save_and_load_round_trip(fitted, tmp_path):
     assert again.backend_ == "torch" and list(again.classes_) == list(fitted.classes_)
 
 
+def test_bf16_backend_is_checked_saved_and_chosen_only_where_it_pays(fitted, tmp_path, monkeypatch):
+    """check_bf16 compares bfloat16 weights with float32 and leaves the network as it was; its verdict
+    is saved; "auto" serves torch-bf16 only on an AMX CPU and only when the check passed; a model
+    served in bf16 still saves float32 weights."""
+    import torch
+
+    import model.transformer as tm
+
+    texts = TEXTS[::2]
+    ref = fitted.predict_proba(texts)
+    check = fitted.check_bf16(texts, min_agreement=0.5)
+    assert check["texts"] == len(texts) and 0 <= check["max_probability_difference"] < 0.2
+    assert check["served"] == (check["label_agreement"] >= 0.5) and check["label_agreement"] >= 0.75
+    assert next(fitted.net_.parameters()).dtype == torch.float32 and fitted.backend_ == "torch"
+    np.testing.assert_allclose(fitted.predict_proba(texts), ref, atol=1e-6)  # untouched
+    assert fitted.check_bf16(texts, min_agreement=1.01)["served"] is False
+
+    fitted.check_bf16(texts, min_agreement=0.5)
+    fitted.save_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "transformer.json").read_text())["bf16"]["served"] is True
+    monkeypatch.setattr(tm, "fast_bf16_cpu", lambda: True)
+    on_amx = TransformerTextClassifier.from_pretrained(tmp_path / "m")
+    assert on_amx.backend_ == "torch-bf16" and next(on_amx.net_.parameters()).dtype == torch.bfloat16
+    np.testing.assert_allclose(on_amx.predict_proba(texts), ref, atol=0.2)
+    assert (on_amx.predict(texts) == fitted.predict(texts)).mean() >= 0.75
+    on_amx.save_pretrained(tmp_path / "again")  # from a bf16 network: float32 weights on disk
+    again = TransformerTextClassifier.from_pretrained(tmp_path / "again", backend="torch")
+    assert next(again.net_.parameters()).dtype == torch.float32
+    np.testing.assert_allclose(again.predict_proba(texts), ref, atol=1e-5)
+    on_amx.use_backend("torch")  # back to float32, read from the folder
+    assert next(on_amx.net_.parameters()).dtype == torch.float32
+    np.testing.assert_allclose(on_amx.predict_proba(texts), ref, atol=1e-5)
+
+    monkeypatch.setattr(tm, "fast_bf16_cpu", lambda: False)
+    assert TransformerTextClassifier.from_pretrained(tmp_path / "m").backend_ != "torch-bf16"  # no AMX
+    assert TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch-bf16").backend_ == "torch-bf16"  # asked for
+    monkeypatch.setattr(tm, "fast_bf16_cpu", lambda: True)
+    meta = json.loads((tmp_path / "m" / "transformer.json").read_text())
+    meta["bf16"]["served"] = False
+    (tmp_path / "m" / "transformer.json").write_text(json.dumps(meta))
+    assert TransformerTextClassifier.from_pretrained(tmp_path / "m").backend_ != "torch-bf16"  # failed its check
+    with pytest.raises(ValueError, match="backend"):
+        TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="bf16")
+
+
 def test_ensemble_with_the_linear_model_round_trips_and_explains(unigram_base, tmp_path):
     """The default: the linear model is fitted alongside and blended in (its terms give the reasons)."""
     assert TransformerTextClassifier().get_params()["ensemble_linear"] is True
@@ -190,8 +235,13 @@ def test_train_save_load_and_route(unigram_base, tmp_path):
     assert "encoder/model.safetensors" in config["files"] and (out / "README.md").read_text().count("4-bit") >= 1
     model = load_model(out)
     if (out / "model.int8.onnx").exists():  # transformer extra installed: ONNX exported and checked
-        assert model.classifier.backend_ == "onnx-int8"  # the fastest backend present
-        assert json.loads((out / "metrics.json").read_text())["onnx"]["label_agreement"] >= 0.9
+        from model.transformer import fast_bf16_cpu
+
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["onnx"]["label_agreement"] >= 0.9 and metrics["bf16"]["texts"] == metrics["onnx"]["texts"] > 0
+        assert "bfloat16" in (out / "README.md").read_text()
+        # The fastest backend present: bf16 weights on an AMX CPU (if they passed their check), else int8 ONNX.
+        assert model.classifier.backend_ == ("torch-bf16" if fast_bf16_cpu() and metrics["bf16"]["served"] else "onnx-int8")
         texts = TEXTS[::4]
         torch_p = TransformerTextClassifier.from_pretrained(out, backend="torch").predict_proba(texts)
         np.testing.assert_allclose(TransformerTextClassifier.from_pretrained(out, backend="onnx").predict_proba(texts), torch_p, atol=1e-4)
@@ -394,6 +444,9 @@ def test_an_int8_model_that_disagrees_with_pytorch_is_not_served(unigram_base, t
     onnx_metrics = json.loads((out / "metrics.json").read_text())["onnx"]
     assert onnx_metrics["served"] is False and onnx_metrics["min_agreement"] == 0.995
     assert "was removed" in (out / "README.md").read_text()
+    import model.transformer as tm
+
+    monkeypatch.setattr(tm, "fast_bf16_cpu", lambda: False)  # a CPU without AMX, where bf16 weights don't pay
     assert load_model(out).classifier.backend_ == "onnx"
     with pytest.raises(ValueError, match="int8_min_agreement"):
         TrainConfig(data=[str(data)], out=str(out), model="transformer", int8_min_agreement=1.5)
