@@ -1,6 +1,6 @@
 """Inference speed and memory of a transformer model folder, per backend, through the router.
 
-    python -m bench.transformer_speed --model bench/results/transformer-corpus [--n 200]
+    python -m bench.transformer_speed --model bench/results/transformer-corpus [--n 200] [--param eval_batch_size=16]
 
 Each backend (torch float32, torch with bfloat16 weights, ONNX float32, ONNX int8) runs in its own process so that peak memory
 (ru_maxrss: load + warm-up + the runs) is its own. route() latency is measured one text at a time
@@ -20,7 +20,7 @@ import time
 from bench.child import print_table, run_child
 
 
-def measure(model_dir: str, backend: str, n: int) -> dict:
+def measure(model_dir: str, backend: str, n: int, params: dict | None = None) -> dict:
     from data.corpus import TEST_PATH, read_jsonl
     from model.artifacts import load_model
     from model.router import Router
@@ -28,6 +28,8 @@ def measure(model_dir: str, backend: str, n: int) -> dict:
     t = time.perf_counter()
     model = load_model(model_dir)
     model.classifier.use_backend(backend)
+    for net in [model.classifier, *model.classifier._members()]:  # inference params, e.g. a folder saved with older defaults
+        net.set_params(**(params or {}))
     router = Router(model)
     load_s = time.perf_counter() - t
     texts = [r["text"] for r in read_jsonl(TEST_PATH)]
@@ -57,21 +59,25 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--backend", action="append", help="torch, torch-bf16, onnx, onnx-int8 (repeatable; default all)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--param", action="append", default=[], help="KEY=VALUE (JSON value): an inference parameter set after loading, e.g. eval_batch_size=16")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(measure(args.model, args.child, args.n)))
+        params = {k: json.loads(v) for k, _, v in (p.partition("=") for p in args.param)}
+        print(json.dumps(measure(args.model, args.child, args.n, params)))
         return
     print("command: python -m bench.transformer_speed " + " ".join(sys.argv[1:]), flush=True)
     best: dict[str, dict] = {}
     for _ in range(args.rounds):
         for backend in args.backend or ["torch", "torch-bf16", "onnx", "onnx-int8"]:
-            r = run_child("bench.transformer_speed", "--model", args.model, "--n", str(args.n), "--child", backend)
+            r = run_child("bench.transformer_speed", "--model", args.model, "--n", str(args.n), "--child", backend,
+                          *[a for p in args.param for a in ("--param", p)])
             if "error" in r:
                 best.setdefault(backend, {"backend": backend, **r})
             elif "p50_ms" not in best.get(backend, {}) or r["p50_ms"] < best[backend]["p50_ms"]:
                 best[backend] = r
-    print(f"\n{args.model}: route() over {args.n} corpus test texts, one at a time, then route_batch; best of {args.rounds} rounds")
+    print(f"\n{args.model}: route() over {args.n} corpus test texts, one at a time, then route_batch; best of {args.rounds} rounds"
+          + (f"; set after loading: {', '.join(args.param)}" if args.param else ""))
     print_table(["backend", "load s", "p50 ms", "p95 ms", "texts/s batch 32", "texts/s batch 64", "peak RSS MiB"], list(best.values()),
                 lambda r: [r["backend"], r["load_s"], r["p50_ms"], r["p95_ms"], r["batch32_per_s"], r["batch64_per_s"], f"{r['peak_rss_mib']:.0f}"], "backend")
 
