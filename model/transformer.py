@@ -222,10 +222,10 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         Inference backend after :meth:`from_pretrained`; "auto" picks the fastest one present:
         "torch-bf16" (the torch weights cast to bfloat16) on a CPU with AMX when the model passed its
         bf16 agreement check (:meth:`check_bf16`), else int8 ONNX, then float32 ONNX, then torch.
-        Measured on the 2-core Xeon here (AMX, 6-layer corpus model, corpus test texts, the network
-        alone): torch-bf16 554 texts/s and p50 6.1 ms for one text; int8 ONNX 143 texts/s, 7.0 ms;
-        torch float32 177 texts/s, 9.1 ms. Without AMX, bfloat16 matrix products are not faster
-        than int8 ONNX (they are emulated or narrower), so "auto" does not choose it there.
+        Measured on the 2-core Xeon here (AMX; ``python -m bench.transformer_speed``, the 12-layer
+        corpus model through the router): torch-bf16 154 texts/s in batches of 32 and p50 18.3 ms
+        for one text; int8 ONNX 62 texts/s, 19.4 ms; torch float32 50 texts/s, 25.4 ms. CPUs
+        without AMX were not measured with it, so "auto" does not choose it there.
     eval_batch_size : int, default 16
         Texts per forward pass at inference with torch (sorted by length, so padding stays small).
         Measured on the 2-core Xeon (12-layer corpus model, route_batch of 32 corpus test texts):
