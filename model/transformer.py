@@ -1072,11 +1072,12 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
             net.channel.load_state_dict({k.split(".", 1)[1]: v for k, v in heads.items() if k.startswith("channel.")})
         return net.float().eval()
 
-    def check_bf16(self, texts: Sequence[str], min_agreement: float = 0.995) -> dict:
+    def check_bf16(self, texts: Sequence[str], min_agreement: float = 0.995, reference: np.ndarray | None = None) -> dict:
         """Compare :meth:`predict_proba` with every network's weights in bfloat16 against float32 on
-        ``texts`` (n_texts,): label agreement (fraction in [0, 1]) and the largest probability
-        difference. Sets and returns ``bf16_check_``; its "served" (agreement >= ``min_agreement``) is
-        what lets backend "auto" choose "torch-bf16". The networks in use are left as they were."""
+        ``texts`` (n_texts,): see :func:`probability_agreement`. ``reference``: the float32
+        probabilities of ``texts`` if the caller has them (n_texts, n_classes). Sets and returns
+        ``bf16_check_``; its "served" (agreement >= ``min_agreement``) is what lets backend "auto"
+        choose "torch-bf16". The networks in use are left as they were."""
         import copy
 
         check_is_fitted(self, "classes_")
@@ -1087,23 +1088,17 @@ class TransformerTextClassifier(ClassifierMixin, BaseEstimator):
         try:
             for m in nets:  # float32 through torch, the arithmetic the model was validated in
                 m.net_, m.backend_, m.session_ = m._float_net(), "torch", None
-            ref = self.predict_proba(texts)
+            ref = self.predict_proba(texts) if reference is None else reference
             for m in nets:
                 m.net_, m.backend_ = copy.deepcopy(m.net_).to(torch.bfloat16).eval(), "torch-bf16"
             got = self.predict_proba(texts)
         finally:
             for m, (net, backend, session) in zip(nets, kept):
                 m.net_, m.backend_, m.session_ = net, backend, session
-        agreement = float((ref.argmax(1) == got.argmax(1)).mean()) if texts else 1.0
-        self.bf16_check_ = {
-            "backend": "torch-bf16",
-            "texts": len(texts),
-            "label_agreement": round(agreement, 5),
-            "max_probability_difference": round(float(np.abs(ref - got).max()) if texts else 0.0, 5),
-            "min_agreement": float(min_agreement),
-            "served": bool(texts) and agreement >= min_agreement,
-        }
-        return self.bf16_check_
+        check = {"backend": "torch-bf16", **probability_agreement(ref, got), "min_agreement": float(min_agreement)}
+        check["served"] = bool(texts) and check["label_agreement"] >= min_agreement
+        self.bf16_check_ = check
+        return check
 
     # ------------------------------------------------------------------------------------------ ONNX
     def export_onnx(self, out: str | Path, quantize: bool = True, opset: int = 18) -> list[str]:
@@ -1218,6 +1213,18 @@ def quantize_int8(src: str | Path, dst: str | Path, only: set[str] | None = None
         keep = {name for name, w, role in nodes if role == "other" and not w[0] > w[1]}
     exclude = [name for name, _, _ in nodes if name not in keep]
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True, nodes_to_exclude=exclude)
+
+
+def probability_agreement(ref: np.ndarray, got: np.ndarray) -> dict:
+    """How far probabilities ``got`` (n_texts, n_classes) are from ``ref`` (same shape): number of
+    texts, label agreement (share of equal argmax, 1.0 for no texts) and the largest absolute
+    probability difference, both rounded to 5 decimals."""
+    n = len(ref)
+    return {
+        "texts": n,
+        "label_agreement": round(float((ref.argmax(1) == got.argmax(1)).mean()) if n else 1.0, 5),
+        "max_probability_difference": round(float(np.abs(ref - got).max()) if n else 0.0, 5),
+    }
 
 
 def fast_bf16_cpu() -> bool:

@@ -22,7 +22,7 @@ from data.loading import DataError
 from data.taxonomy import Taxonomy
 from model.artifacts import TrainedModel, new_version, save_model
 from model.thresholds import choose_thresholds, decide
-from model.transformer import MEMBERS_DIR, ONNX_INT8_FILE, TransformerTextClassifier
+from model.transformer import MEMBERS_DIR, ONNX_INT8_FILE, TransformerTextClassifier, probability_agreement
 from training.metrics import routing_metrics, summary_line
 from training.model_card import _fmt, channel_threshold_line, metrics_table
 from training.train import TrainConfig, data_hash, load_training_data, override_mask
@@ -39,18 +39,14 @@ def make_transformer(cfg: TrainConfig, taxonomy: Taxonomy, progress: bool = Fals
     return TransformerTextClassifier(base_model=cfg.base_model, channel_map=channel_map, **params)
 
 
-def backend_agreement(clf: TransformerTextClassifier, folder: str | Path, texts: list[str], backend: str = "onnx-int8") -> dict:
-    """Compare torch with an exported ONNX backend on ``texts``: label agreement and the largest
-    probability difference. ``clf`` is left on the torch backend."""
-    ref = clf.predict_proba(texts)
-    other = TransformerTextClassifier.from_pretrained(folder, backend=backend)
-    got = other.predict_proba(texts)
-    return {
-        "backend": backend,
-        "texts": len(texts),
-        "label_agreement": round(float((ref.argmax(1) == got.argmax(1)).mean()), 5),
-        "max_probability_difference": round(float(np.abs(ref - got).max()), 5),
-    }
+def backend_agreement(clf: TransformerTextClassifier, folder: str | Path, texts: list[str], backend: str = "onnx-int8",
+                      reference: np.ndarray | None = None) -> dict:
+    """Compare torch with an exported ONNX backend on ``texts`` (see :func:`probability_agreement`);
+    ``reference``: torch's probabilities of ``texts`` if the caller has them. ``clf`` is left on the
+    torch backend."""
+    ref = clf.predict_proba(texts) if reference is None else reference
+    got = TransformerTextClassifier.from_pretrained(folder, backend=backend).predict_proba(texts)
+    return {"backend": backend, **probability_agreement(ref, got)}
 
 
 def teacher_probabilities(folder: str | Path, texts: list[str], labels: np.ndarray) -> tuple[np.ndarray, str]:
@@ -122,7 +118,8 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
         metrics["test"]["data"] = cfg.test_data
     check_texts = [r.text for r in test_records] or [texts[i] for i in clf.validation_index_]
     # Before saving: the verdict goes into transformer.json, where backend "auto" reads it.
-    metrics["bf16"] = clf.check_bf16(check_texts, cfg.int8_min_agreement)
+    reference = clf.predict_proba(check_texts)  # float32, once for the bf16 and int8 checks
+    metrics["bf16"] = clf.check_bf16(check_texts, cfg.int8_min_agreement, reference=reference)
     logger.info("bf16 weights vs float32: %s", metrics["bf16"])
     extra = {
         "training_data_sha256": data_hash(records),
@@ -139,7 +136,7 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
             logger.warning("ONNX export skipped (%s): install the transformer extra", exc)
     save_model(model, out, render_transformer_card(model, cfg, extra), extra_config=extra)
     if (out / ONNX_INT8_FILE).exists():
-        metrics["onnx"] = backend_agreement(clf, out, check_texts)
+        metrics["onnx"] = backend_agreement(clf, out, check_texts, reference=reference)
         logger.info("int8 ONNX vs torch: %s", metrics["onnx"])
         metrics["onnx"]["min_agreement"] = cfg.int8_min_agreement
         metrics["onnx"]["served"] = metrics["onnx"]["label_agreement"] >= cfg.int8_min_agreement

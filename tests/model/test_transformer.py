@@ -429,8 +429,8 @@ def test_an_int8_model_that_disagrees_with_pytorch_is_not_served(unigram_base, t
 
     real = finetune.backend_agreement
 
-    def poor(clf, folder, texts, backend="onnx-int8"):  # as if int8 had flipped 3% of the labels
-        return {**real(clf, folder, texts, backend), "label_agreement": 0.97}
+    def poor(clf, folder, texts, backend="onnx-int8", **kw):  # as if int8 had flipped 3% of the labels
+        return {**real(clf, folder, texts, backend, **kw), "label_agreement": 0.97}
 
     monkeypatch.setattr(finetune, "backend_agreement", poor)
     data = write_jsonl(tmp_path / "tiny.jsonl", ROWS)
