@@ -1,7 +1,9 @@
 """Text cleaning: width and whitespace normalisation, optional dispatch-boilerplate stripping.
 
 >>> normalize_text("  来电人称 ，１２楼　有人  打架  ")
-'来电人称,12楼 有人 打架'
+'来电人称,12楼有人打架'
+>>> normalize_text("着\u2060火 了\u00ad，有浓\ufe0f烟")
+'着火了,有浓烟'
 """
 from __future__ import annotations
 
@@ -13,17 +15,26 @@ from typing import Iterable
 import yaml
 
 DEFAULT_BOILERPLATE_PATH = Path(__file__).parent / "defaults" / "boilerplate.yaml"
-_ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2028\u2029\ufeff]")
+# Invisible characters that change no meaning but break keyword matching: every Unicode format
+# character (Cf: zero-width space/joiners, U+2060 word joiner, U+00AD soft hyphen, BOM, bidi marks…),
+# variation selectors (U+FE00–FE0F, U+E0100–E01EF) and combining enclosing keycaps (U+20E3).
+_INVISIBLE = re.compile(r"[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+                        r"\u20e3\u2028\u2029\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e0fff]")
 _SPACES = re.compile(r"\s+")
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# A space between two Chinese characters is a typing artefact ("着 火了"), not a word boundary.
+_SPACE_IN_WORD = re.compile(rf"(?<=[{_CJK}]) (?=[{_CJK}])")
 _SPACE_AROUND_PUNCT = re.compile(r"\s*([,，。；;：:！!？?、])\s*")
 
 
 def normalize_text(text: str) -> str:
-    """NFKC (full-width letters, digits and punctuation to half-width), drop zero-width characters,
-    collapse runs of whitespace to one space and remove spaces around punctuation."""
+    """NFKC (full-width letters, digits and punctuation to half-width), drop invisible and format
+    characters, collapse runs of whitespace to one space, remove spaces between two Chinese
+    characters and around punctuation. Linear in the length of ``text``."""
     text = unicodedata.normalize("NFKC", text)
-    text = _ZERO_WIDTH.sub("", text)
+    text = _INVISIBLE.sub("", text)
     text = _SPACES.sub(" ", text).strip()
+    text = _SPACE_IN_WORD.sub("", text)
     return _SPACE_AROUND_PUNCT.sub(r"\1", text)
 
 

@@ -46,6 +46,10 @@ class Department:
         ``"110"`` or ``"12345"``.
     links : tuple of str
         Other emergency lines linked in when this department takes a call (``"119"``).
+    covers : tuple of str
+        For a city's own taxonomy: codes of the default taxonomy this department handles
+        (``公安局交通警察支队`` covers ``police_traffic``), so that the rules' opinions and the danger
+        override name the city's department instead of a code the city doesn't have.
     """
 
     code: str
@@ -54,6 +58,7 @@ class Department:
     description: str = ""
     typical: tuple[str, ...] = ()
     links: tuple[str, ...] = ()
+    covers: tuple[str, ...] = ()
 
 
 @dataclass
@@ -100,6 +105,13 @@ class Taxonomy:
         """Department codes belonging to ``channel``."""
         return [d.code for d in self.departments if d.channel == channel]
 
+    def translate(self, code: str) -> str | None:
+        """``code`` itself when it is one of ours, else the first department that declares it in
+        ``covers``, else None (the code means nothing in this taxonomy)."""
+        if code in self._by_code:
+            return code
+        return next((d.code for d in self.departments if code in d.covers), None)
+
     # -- (de)serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {
@@ -127,6 +139,7 @@ class Taxonomy:
                     description=str(d.get("description", "")),
                     typical=tuple(d.get("typical") or ()),
                     links=tuple(str(x) for x in (d.get("links") or ())),
+                    covers=tuple(str(x) for x in (d.get("covers") or ())),
                 )
             )
         try:
@@ -185,7 +198,12 @@ class Taxonomy:
                 ch = "12345"
                 assumed.append(code)
             deps.append(Department(code=code, name=code, channel=ch, links=("119",) if "消防" in code else ()))
-        if assumed and (channels is not None or channel_map):
+        if assumed and len(assumed) == len(deps):
+            logger.warning(
+                "NO CHANNEL INFORMATION: none of the %d departments is known to be 110, so all are taken as 12345; "
+                "the model will never suggest 110 and only danger evidence (110 先行 / 三方通话) will reach 110. "
+                "Give --channel-column or --channel-map to say which departments are police.", len(deps))
+        elif assumed and (channels is not None or channel_map):
             logger.warning("no channel known for %d departments; assumed 12345: %s", len(assumed), ", ".join(assumed[:10]))
         return cls(name=name, departments=deps)
 

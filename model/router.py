@@ -2,19 +2,26 @@
 
 Order of precedence, for each text:
 
-1. **Danger override** — a danger rule fires (weapon, fire, injury, drowning, …): channel 110, whatever
-   the model says; source ``override``; the reason is shown.
-2. **Model** — calibrated department probabilities; P(110) against the stored ``channel_110``
+1. **Model** — calibrated department probabilities; P(110) against the stored ``channel_110``
    threshold decides the channel, the most probable department of that channel is suggested.
-3. **Review** — confidence below the stored ``review`` threshold: ``needs_review``, and the rules'
-   opinion is listed among the alternatives.
+2. **Danger, judged in context** (:mod:`model.danger`) — the danger rules' evidence, the text's 12345
+   frames and the model's P(110) give one of three actions: ``110_first`` (channel 110 whatever the
+   model says, source ``override`` when it overrules the model), ``consult`` (a three-way call with
+   the other line; the channel stays the model's) or ``route``. Without danger evidence, a 110 decision
+   the model makes only because of the 110-recall threshold (P(110) < 0.5) is a ``consult`` too: the
+   line is unclear.
+3. **Review** — department confidence below the stored ``review`` threshold: ``needs_review``, and the
+   rules' opinion (in the served taxonomy's departments) is listed among the alternatives.
 4. **Rules only** — no model loaded (or the model failed on this text): the rules' opinion; with no
    rule firing, 12345 政务咨询 with ``needs_review``.
 
+Every department the router names is one of the served taxonomy's, or ``"110"`` (the 110 service
+desk) when a city's taxonomy has no 110 department at all.
+
 >>> router = Router(model=None)
 >>> d = router.route("小区门口有人拿刀砍人")
->>> d.channel, d.department, d.source
-('110', 'police_criminal', 'override')
+>>> d.channel, d.department, d.source, d.action
+('110', 'police_criminal', 'override', '110_first')
 """
 from __future__ import annotations
 
@@ -28,13 +35,18 @@ import numpy as np
 from data.cleaning import normalize_text
 from data.taxonomy import Taxonomy, default_taxonomy
 from model.artifacts import TrainedModel
+from model.danger import DangerAssessor, DangerVerdict
 from model.rules import RuleEngine, RuleMatch
-from model.thresholds import decide, is_110
+from model.thresholds import decide, is_110, review_threshold_for_budget
 
 logger = logging.getLogger(__name__)
 
 FALLBACK_DEPARTMENT = "consultation"
 RULES_REVIEW_BELOW = 0.6
+SERVICE_DESK_110 = "110"  # the target when danger calls for 110 and the taxonomy has no 110 department
+# Characters that carry no routing meaning on their own: an explanation term made only of these
+# ("了", "把", "有人") is filler, not a reason.
+FILLER_CHARS = frozenset("的了把有人在是我你他她它们这那就都也还又和与及被给让说个一下吗呢吧啊呀嘛么着过很太要会能可到去来里上中对其称")
 
 
 @dataclass
@@ -51,7 +63,8 @@ class Decision:
     """What the router suggests for one text.
 
     ``confidence`` is the calibrated probability of the suggested department (rules: the rules' score);
-    ``channel_confidence`` that of the suggested channel.
+    ``channel_confidence`` that of the suggested channel. ``action`` is ``110_first``, ``consult`` or
+    ``route`` (:mod:`model.danger`); ``danger`` is true when danger evidence stands (action not ``route``).
     """
 
     channel: str
@@ -68,6 +81,7 @@ class Decision:
     danger: bool = False
     matched_rules: list[str] = field(default_factory=list)
     model_department: str | None = None
+    action: str = "route"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,6 +98,10 @@ class Router:
         Default: the shipped rules file, with the model's taxonomy.
     review_threshold, channel_110 : float, optional
         Override the thresholds stored with the model.
+    review_budget : float, optional
+        A share of calls: the review threshold becomes the one that sends about this share of the
+        model's validation predictions to review (folders trained before stop 16 lack the quantiles
+        and keep their stored threshold). Ignored when ``review_threshold`` is given.
     """
 
     def __init__(
@@ -93,12 +111,17 @@ class Router:
         review_threshold: float | None = None,
         channel_110: float | None = None,
         explain_terms: int = 5,
+        assessor: DangerAssessor | None = None,
+        review_budget: float | None = None,
     ):
         self.model = model
         self.taxonomy: Taxonomy = model.taxonomy if model is not None else (rules.taxonomy if rules else default_taxonomy())
         self.rules = rules or RuleEngine.from_file(taxonomy=self.taxonomy)
+        self.assessor = assessor or DangerAssessor.from_file(self.rules.path)
         thresholds = model.thresholds if model is not None else {}
         self.review_threshold = review_threshold if review_threshold is not None else float(thresholds.get("review", 0.5))
+        if review_budget is not None and review_threshold is None and thresholds.get("confidence_quantiles"):
+            self.review_threshold = review_threshold_for_budget(thresholds["confidence_quantiles"], review_budget)
         self.channel_110 = channel_110 if channel_110 is not None else float(thresholds.get("channel_110", 0.5))
         self.explain_terms = explain_terms
         self.model_errors = 0
@@ -170,6 +193,8 @@ class Router:
     def _lookup_name(self, code: str) -> str:
         if code in self.taxonomy:
             return self.taxonomy[code].name
+        if code == SERVICE_DESK_110:
+            return self.taxonomy.channels.get("110", "110 报警服务台")
         base = default_taxonomy()
         return base[code].name if code in base else code
 
@@ -180,57 +205,85 @@ class Router:
         return channel
 
     def _lookup_channel(self, code: str) -> str:
+        if code == SERVICE_DESK_110:
+            return "110"
         try:
             return self.rules.channel_of(code)
         except Exception:  # a label neither taxonomy knows
             return "12345"
 
-    def _links(self, department: str, matches: list[RuleMatch], danger: bool) -> list[str]:
+    def _ours(self, code: str | None) -> str | None:
+        """A rule's department in the served taxonomy (itself, or the city department that covers
+        it), or None when the city has no such department."""
+        return None if code is None else self.taxonomy.translate(code)
+
+    def _police_target(self, rule_department: str, ranked: Sequence[str]) -> str:
+        """Where "110 先行" sends a call: the rule's department when the served taxonomy has it (or a
+        department covering it) on the 110 side, else the most probable 110 department in ``ranked``
+        (the model's classes, most probable first), else the first 110 department of the taxonomy,
+        else the 110 service desk."""
+        ours = self._ours(rule_department)
+        if ours is not None and self.taxonomy.channel_of(ours) == "110":
+            return ours
+        own110 = set(self.taxonomy.codes_for("110"))
+        for code in ranked:
+            if code in own110:
+                return code
+        return self.taxonomy.codes_for("110")[0] if own110 else SERVICE_DESK_110
+
+    def _links(self, department: str, matches: list[RuleMatch], police_first: bool) -> list[str]:
         """Emergency lines to link in: the department's own (fire: 119) plus the danger evidence's."""
         links = set(self.taxonomy[department].links) if department in self.taxonomy else set()
-        if danger:
+        if police_first:
             links |= {link for m in matches if m.kind == "danger" for link in m.links}
         return sorted(links, key=int)
+
+    def _explain(self, text: str, department: str, features) -> list[str]:
+        """The model's terms for ``department``, filler removed (see :data:`FILLER_CHARS`)."""
+        classifier = self.model.classifier
+        if not hasattr(classifier, "explain"):
+            return []
+        try:
+            kw = {} if features is None else {"features": features}
+            terms = [t.strip() for t, _ in classifier.explain(text, department, top_k=self.explain_terms * 2, **kw)]
+        except Exception:
+            logger.debug("explain failed", exc_info=True)
+            return []
+        return [t for t in terms if t and not set(t) <= FILLER_CHARS and not t.isdigit()][: self.explain_terms]
+
+    def _rule_reasons(self, matches: list[RuleMatch], department: str) -> list[str]:
+        """Route rules that agree with the suggested department (in the served taxonomy): a rule
+        that points elsewhere is an alternative, never a reason for this suggestion."""
+        return [f"规则：{m.describe()}" for m in matches if m.kind == "route" and self._ours(m.department) == department][:2]
 
     def _with_model(self, text: str, row: np.ndarray, chosen: tuple, matches: list[RuleMatch], features=None) -> Decision:
         """One text's decision from its probabilities ``row`` (n_classes,) and what :func:`decide`
         chose for it: (channel, department, confidence, P(110))."""
-        classifier = self.model.classifier
         classes = self._classes()
         channel, department, confidence, p110 = str(chosen[0]), str(chosen[1]), float(chosen[2]), float(chosen[3])
         model_department = department
         order = np.argsort(-row)
-        reasons: list[str] = []
-        danger = [m for m in matches if m.kind == "danger"]
         source = "model"
         needs_review = confidence < self.review_threshold
-        if danger:
-            top = danger[0]
-            if channel != "110":
-                source = "override"
-                needs_review = True  # an override that disagrees with the model goes to review
-                reasons.append(f"危险信号，110 先行处置：{top.describe()}")
-                # Department: the rule's, unless the model already favours a 110 department for it.
-                best110 = [c for c in (classes[j] for j in order) if self._channel(c) == "110"]
-                department = top.department if top.department in self.taxonomy or not best110 else best110[0]
-                if department not in self.taxonomy and best110:
-                    department = best110[0]
-                confidence = float(row[classes.index(department)]) if department in classes else 0.0
-                channel = "110"
-            else:
-                reasons.append(f"危险信号：{top.describe()}")
+        verdict = self.assessor(text, matches, p110, self.channel_110)
+        if verdict.action == "110_first" and channel != "110":
+            source = "override"
+            needs_review = True  # an override that disagrees with the model goes to review
+            department = self._police_target(verdict.evidence.department, [classes[j] for j in order])
+            confidence = float(row[classes.index(department)]) if department in classes else 0.0
+            channel = "110"
+        action, reasons = verdict.action, [verdict.reason] if verdict.reason else []
+        if action == "route" and verdict.evidence is None and self.channel_110 <= p110 < 0.5 and self._is110.any() and not self._is110.all():
+            # 110 only because of the recall threshold: the line is unclear. 110 joins a three-way call;
+            # the suggestion is the model's most probable department (:func:`decide`), and the first
+            # line keeps the call if the consult does not settle it. Suggesting a 110 department here
+            # instead cost the Haikou tickets 16 points of accuracy (bench/README.md, stop 16).
+            action = "consult"
+            reasons.append(f"是否属于 110 不明确（110 的可能性 {p110:.0%}）：请三方通话确认；仍不明确时由首接方受理")
         if source == "model":
-            terms = []
-            if hasattr(classifier, "explain"):
-                try:
-                    kw = {} if features is None else {"features": features}
-                    terms = [t for t, _ in classifier.explain(text, department, top_k=self.explain_terms, **kw)]
-                except Exception:
-                    logger.debug("explain failed", exc_info=True)
-            reasons.append(f"模型判断为{self._name(department)}（置信度 {confidence:.0%}）" + (f"，关键词：{'、'.join(terms)}" if terms else ""))
-        route_matches = [m for m in matches if m.kind == "route"]
-        for m in route_matches[:2]:
-            reasons.append(f"规则：{m.describe()}")
+            terms = self._explain(text, department, features)
+            reasons.append(f"模型判断为{self._name(department)}（部门置信度 {confidence:.0%}）" + (f"，关键词：{'、'.join(terms)}" if terms else ""))
+        reasons.extend(self._rule_reasons(matches, department))
         alternatives = [
             Alternative(c, self._name(c), self._channel(c), round(float(row[j]), 4))
             for j, c in ((j, classes[j]) for j in order[:4])
@@ -238,6 +291,7 @@ class Router:
         ][:3]
         if needs_review:
             rule_dep, rule_score, _ = self.rules.opinion(text, matches)
+            rule_dep = self._ours(rule_dep)
             if rule_dep and rule_dep != department and all(a.department != rule_dep for a in alternatives):
                 alternatives.append(Alternative(rule_dep, self._name(rule_dep), self._channel(rule_dep), rule_score, source="rules"))
             elif rule_dep and rule_dep != department:
@@ -255,38 +309,43 @@ class Router:
             source=source,
             reasons=reasons,
             alternatives=alternatives,
-            links=self._links(department, matches, bool(danger)),
+            links=self._links(department, matches, action == "110_first"),
             model_version=self.model_version,
-            danger=bool(danger),
+            danger=action != "route" and verdict.evidence is not None,
             matched_rules=[m.rule_id for m in matches],
             model_department=model_department,
+            action=action,
         )
 
     def _rules_only(self, text: str, matches: list[RuleMatch], model_failed: bool) -> Decision:
+        verdict = self.assessor(text, matches, None)
         department, score, support = self.rules.opinion(text, matches)
-        danger = [m for m in matches if m.kind == "danger"]
         reasons = []
-        if model_failed:
-            reasons.append("模型出错，本次按规则处理")
-        elif self.model is None:
-            reasons.append("未加载模型，按规则处理")
-        if department is None:
-            department, score = FALLBACK_DEPARTMENT, 0.0
-            reasons.append("没有规则命中，请人工判断")
+        if verdict.action == "110_first":
+            department = self._police_target(verdict.evidence.department, [])
+            reasons.append(verdict.reason)
+            reasons.extend("危险信号：" + m.describe() for m in support[1:3] if m.kind == "danger")
         else:
-            prefix = "危险信号，110 先行处置：" if danger else "规则："
-            reasons.extend(prefix + m.describe() for m in support[:3])
-        if department not in self.taxonomy and danger:
-            # A city's own taxonomy: keep the rule's channel, name its first 110 department if any.
-            own110 = self.taxonomy.codes_for("110")
-            department = own110[0] if own110 else department
-        elif department not in self.taxonomy:
-            department = self.taxonomy.codes[0] if FALLBACK_DEPARTMENT not in self.taxonomy else FALLBACK_DEPARTMENT
-        channel = "110" if danger else self._channel(department)
+            if verdict.reason:
+                reasons.append(verdict.reason)
+            if any(m.kind == "danger" for m in matches):  # the danger evidence did not decide: the route rules' opinion
+                department, score, support = self.rules.opinion(text, [m for m in matches if m.kind == "route"])
+            department = self._ours(department)
+            if department is None:
+                department, score = (FALLBACK_DEPARTMENT if FALLBACK_DEPARTMENT in self.taxonomy else self.taxonomy.codes[0]), 0.0
+                reasons.append("没有规则命中，请人工判断")
+            else:
+                reasons.extend("规则：" + m.describe() for m in support[:3])
+        status = "模型出错，本次按规则处理" if model_failed else "未加载模型，按规则处理" if self.model is None else None
+        if status:  # after the danger judgement, before the rules' evidence
+            reasons.insert(1 if verdict.reason else 0, status)
+        police_first = verdict.action == "110_first"
+        channel = "110" if police_first else self._channel(department)
         others: dict[str, float] = {}
         for m in matches:
-            if m.department != department:
-                others[m.department] = max(others.get(m.department, 0.0), m.priority / 200)
+            ours = self._ours(m.department)
+            if ours is not None and ours != department:
+                others[ours] = max(others.get(ours, 0.0), m.priority / 200)
         alternatives = [
             Alternative(d, self._name(d), self._channel(d), round(p, 4), source="rules")
             for d, p in sorted(others.items(), key=lambda kv: -kv[1])[:3]
@@ -296,13 +355,14 @@ class Router:
             department=department,
             department_name=self._name(department),
             confidence=round(score, 4),
-            channel_confidence=round(score if not danger else max(score, 0.9), 4),
-            needs_review=bool(score < RULES_REVIEW_BELOW or not danger and self.model is None and score < 0.75),
-            source="override" if danger else "rules",
+            channel_confidence=round(score if not police_first else max(score, 0.9), 4),
+            needs_review=bool(score < RULES_REVIEW_BELOW or not police_first and self.model is None and score < 0.75),
+            source="override" if police_first else "rules",
             reasons=reasons,
             alternatives=alternatives,
-            links=self._links(department, matches, bool(danger)),
+            links=self._links(department, matches, police_first),
             model_version=None,
-            danger=bool(danger),
+            danger=verdict.action != "route" and verdict.evidence is not None,
             matched_rules=[m.rule_id for m in matches],
+            action=verdict.action,
         )

@@ -9,7 +9,8 @@ span and a reason a call-taker can read) or ``None``. Two kinds:
   clause also says it is happening now ("以前打过，现在又在打"). Uncertainty ("好像有人受伤") does fire:
   where in doubt about danger, 110 acts first.
   A danger rule also stands down when the text says the danger is over ("火已经扑灭了"), and for the
-  patterns its ``unless`` (same clause) or ``unless_text`` (anywhere) lists.
+  patterns its ``unless`` (same clause) or ``unless_text`` (anywhere) lists. A mention wrapped in
+  quotation marks (计生办“抢钱”) is a figure of speech, not evidence.
 - ``route``: keyword evidence for a department, used when no model is loaded or the model is unsure.
 
 >>> engine = RuleEngine.from_file()
@@ -32,6 +33,9 @@ from model.hanzi import to_simplified
 
 DEFAULT_RULES_PATH = Path(__file__).parent / "defaults" / "rules.yaml"
 KINDS = ("danger", "route")
+STRENGTHS = ("strong", "weak")
+_OPEN_QUOTES = frozenset("“\"「『‘'《")
+_CLOSE_QUOTES = frozenset("”\"」』’'》")
 _CLAUSE_SPLIT = re.compile(r"[，。；！？,.;!?\n]|但是|不过|可是|结果")
 
 
@@ -64,6 +68,7 @@ class RuleMatch:
     reason: str
     priority: int
     links: tuple[str, ...] = ()
+    strength: str = "strong"
 
     def describe(self) -> str:
         return f"{self.reason}（“{self.evidence}”）"
@@ -83,6 +88,7 @@ class Rule:
     unless: Sequence[str] = ()
     unless_text: Sequence[str] = ()
     links: Sequence[str] = ()
+    strength: str = "strong"
     _compiled: list[re.Pattern[str]] = field(default_factory=list, repr=False)
     _unless: list[re.Pattern[str]] = field(default_factory=list, repr=False)
     _unless_text: list[re.Pattern[str]] = field(default_factory=list, repr=False)
@@ -92,6 +98,8 @@ class Rule:
             raise RulesError(f"rule {self.id!r}: kind must be one of {KINDS}, got {self.kind!r}")
         if not self.patterns:
             raise RulesError(f"rule {self.id!r}: needs at least one pattern")
+        if self.strength not in STRENGTHS:
+            raise RulesError(f"rule {self.id!r}: strength must be one of {STRENGTHS}, got {self.strength!r}")
         try:
             self._compiled = [_compile(p) for p in self.patterns]
             self._unless = [_compile(p) for p in self.unless]
@@ -112,6 +120,8 @@ class Rule:
                     continue
                 if negation.negated(text, m.start()):
                     continue
+                if text[m.start() - 1 : m.start()] in _OPEN_QUOTES and text[m.end() : m.end() + 1] in _CLOSE_QUOTES:
+                    continue  # a quoted word is a figure of speech or a title: 计生办“抢钱”
                 if self.now_only and negation.in_past(text, m.start(), m.end()):
                     continue
                 if self.kind == "danger" and negation.resolved_after(text, m.end()):
@@ -125,6 +135,7 @@ class Rule:
                     reason=self.reason,
                     priority=self.priority,
                     links=tuple(self.links),
+                    strength=self.strength,
                 )
         return None
 
@@ -186,16 +197,29 @@ class NegationCues:
         return False
 
     def in_past(self, text: str, start: int, end: int) -> bool:
-        """True when the mention is placed in the past (see the class docstring)."""
+        """True when the mention is placed in the past (see the class docstring). A cue written
+        ``re:…`` is a regular expression (a date such as "1月5日" places what follows in the past)."""
         if text[end : end + 1] == "过" and text[end : end + 2] not in ("过来", "过去"):
             return True
         before = text[:start]
-        last_past = max((before.rfind(p) for p in self.past), default=-1)
-        last_present = max((before.rfind(p) for p in self.present), default=-1)
+        last_past = _last_cue(before, self.past)
+        last_present = _last_cue(before, self.present)
         if last_past >= 0 or last_present >= 0:
             return last_past > last_present
         clause = _clause_around(text, start, end)
-        return any(p in clause for p in self.past) and not any(p in clause for p in self.present)
+        return _last_cue(clause, self.past) >= 0 and _last_cue(clause, self.present) < 0
+
+
+def _last_cue(text: str, cues: Sequence[str]) -> int:
+    """The start of the last occurrence in ``text`` of any cue (literal, or ``re:`` pattern), or -1."""
+    best = -1
+    for cue in cues:
+        if cue.startswith("re:"):
+            for m in _compile(cue).finditer(text):
+                best = max(best, m.start())
+        else:
+            best = max(best, text.rfind(cue))
+    return best
 
 
 class RuleEngine:
@@ -213,6 +237,7 @@ class RuleEngine:
         self.rules = list(rules)
         self.taxonomy = taxonomy or default_taxonomy()
         self.negation = negation or NegationCues()
+        self.path: Path | None = None  # the rules file, when loaded from one (its frames serve model.danger)
         ids = [r.id for r in self.rules]
         dup = {i for i in ids if ids.count(i) > 1}
         if dup:
@@ -285,6 +310,7 @@ class RuleEngine:
                     unless=[str(p) for p in r.get("unless", [])],
                     unless_text=[str(p) for p in r.get("unless_text", [])],
                     links=[str(x) for x in r.get("links", [])],
+                    strength=str(r.get("strength", "strong")),
                 )
             )
         cues = raw.get("cues", {})
@@ -296,7 +322,9 @@ class RuleEngine:
             present=tuple(cues.get("present", ())),
             resolved=tuple(cues.get("resolved", ())),
         )
-        return cls(rules, taxonomy, negation)
+        engine = cls(rules, taxonomy, negation)
+        engine.path = path
+        return engine
 
     def channel_of(self, department: str) -> str:
         if department in self.taxonomy:

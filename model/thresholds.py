@@ -9,7 +9,12 @@ Two thresholds, both stored with the model:
   count as caught, so the model's threshold does not also have to catch them, and fewer 12345
   calls are sent to 110 for nothing.
 - ``review``: a decision whose confidence is below this goes to supervisor review. Chosen as the
-  smallest value at which the accepted decisions reach the target accuracy on validation data.
+  smallest value at which the accepted decisions reach the target accuracy on validation data, but
+  never above the value that would send more than ``review_budget`` of the calls to review (a queue
+  that holds two calls in three is no queue). ``confidence_quantiles`` (101 values) let a server set
+  another budget without retraining (:func:`review_threshold_for_budget`).
+
+:func:`operating_points` tabulates what other choices would give, so that a city picks its own.
 """
 from __future__ import annotations
 
@@ -34,22 +39,22 @@ def channel_110_probability(proba: np.ndarray, classes: Sequence[str], taxonomy:
 
 def decide(proba: np.ndarray, classes: Sequence[str], taxonomy: Taxonomy, channel_110: float, is110: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Apply the channel threshold. Returns (channel, department, department confidence, P(110)),
-    each of shape (n,). The department is the most probable one within the chosen channel.
-    ``is110``: :func:`is_110` of ``classes`` when already computed (the router keeps it)."""
+    each of shape (n,). ``is110``: :func:`is_110` of ``classes`` when already computed.
+
+    - P(110) ≥ 0.5: the most probable 110 department;
+    - ``channel_110`` ≤ P(110) < 0.5 (110 only for the recall target's sake: the line is unclear,
+      and the router asks for a three-way consult): the most probable department overall, and its channel;
+    - below ``channel_110``: the most probable 12345 department.
+    """
     classes = np.asarray(classes)
     is110 = is_110(classes, taxonomy) if is110 is None else is110
     p110 = channel_110_probability(proba, classes, taxonomy, is110)
-    chan = np.where(p110 >= channel_110, "110", "12345")
     masked = proba.copy()
-    for i, ch in enumerate(chan):
-        keep = is110 if ch == "110" else ~is110
-        if keep.any():
-            masked[i, ~keep] = -1.0
+    if is110.any() and (~is110).any():
+        masked[np.ix_(p110 >= max(0.5, channel_110), ~is110)] = -1.0
+        masked[np.ix_(p110 < channel_110, is110)] = -1.0
     dep_idx = masked.argmax(axis=1)
-    if not is110.any():
-        chan = np.full(len(proba), "12345")
-    elif is110.all():
-        chan = np.full(len(proba), "110")
+    chan = np.where(is110[dep_idx], "110", "12345")
     return chan, classes[dep_idx], proba[np.arange(len(proba)), dep_idx], p110
 
 
@@ -61,6 +66,7 @@ def choose_thresholds(
     target_110_recall: float = 0.99,
     target_auto_accuracy: float = 0.95,
     forced_110: Sequence[bool] | None = None,
+    review_budget: float | None = None,
 ) -> dict:
     """Pick ``channel_110`` and ``review`` from validation predictions.
 
@@ -73,6 +79,8 @@ def choose_thresholds(
     forced_110 : sequence of bool, length n_val, optional
         Rows the danger override routes to 110 whatever the model says (see :func:`danger_mask`);
         they count as caught when the 110 recall target is met. None: the model alone must reach it.
+    review_budget : float in (0, 1], optional
+        At most this share of the validation rows may fall below the review threshold. None: no cap.
 
     Returns
     -------
@@ -105,11 +113,87 @@ def choose_thresholds(
     cum_acc = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
     ok = np.where(cum_acc >= target_auto_accuracy)[0]
     review = float(conf[order][ok.max()]) if len(ok) else 1.0
+    out["review_by_accuracy"] = round(review, 6)
+    out["confidence_quantiles"] = [round(float(q), 6) for q in np.quantile(conf, np.linspace(0, 1, 101))]
+    if review_budget is not None:
+        out["review_budget"] = review_budget
+        review = min(review, review_threshold_for_budget(out["confidence_quantiles"], review_budget))
     out["review"] = round(review, 6)
     accepted = conf >= review
     out["validation_review_rate"] = round(float(1 - accepted.mean()), 4)
     out["validation_accuracy_accepted"] = round(float(correct[accepted].mean()) if accepted.any() else 0.0, 4)
     return out
+
+
+def review_threshold_for_budget(quantiles: Sequence[float], budget: float) -> float:
+    """The review threshold that sends about ``budget`` (a share in [0, 1]) of the calls to review,
+    from the validation confidence quantiles (101 values, 0th to 100th percentile)."""
+    if not 0 <= budget <= 1:
+        raise ValueError(f"a review budget is a share of calls in [0, 1], got {budget}")
+    q = np.asarray(quantiles, dtype=float)
+    return float(np.interp(budget * 100, np.arange(len(q)) * (100 / (len(q) - 1)), q))
+
+
+def operating_points(
+    proba: np.ndarray, classes: Sequence[str], y_true: Sequence[str], taxonomy: Taxonomy,
+    channel_110: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5), review_budgets: Sequence[float] = (0.05, 0.1, 0.15, 0.2, 0.3),
+    chosen: dict | None = None,
+) -> dict:
+    """What other thresholds would give on validation predictions (out-of-fold, model only).
+
+    Returns
+    -------
+    dict with ``channel`` (one row per 110 threshold: ``channel_110``, ``recall_110``,
+    ``sent_to_110_12345`` (12345 calls sent to 110: count), ``share_12345_sent_to_110``) and ``review``
+    (one row per review budget: ``budget``, ``threshold``, ``review_rate``, ``accuracy_accepted``). The
+    thresholds in ``chosen`` (as from :func:`choose_thresholds`) are added as rows of their own.
+    """
+    y_true = np.asarray(y_true)
+    p110 = channel_110_probability(proba, classes, taxonomy)
+    true110 = np.array([taxonomy.channel_of(y) == "110" if y in taxonomy else False for y in y_true])
+    ts = sorted(set(channel_110) | ({chosen["channel_110"]} if chosen and "channel_110" in chosen else set()))
+    chan_rows = []
+    for t in ts:
+        pred = p110 >= t
+        chan_rows.append({
+            "channel_110": round(float(t), 4),
+            "recall_110": round(float(pred[true110].mean()), 4) if true110.any() else None,
+            "sent_to_110_12345": int((pred & ~true110).sum()),
+            "share_12345_sent_to_110": round(float(pred[~true110].mean()), 4) if (~true110).any() else None,
+        })
+    t110 = chosen["channel_110"] if chosen and "channel_110" in chosen else 0.5
+    _, dep, conf, _ = decide(proba, classes, taxonomy, t110)
+    correct = dep == y_true
+    quantiles = np.quantile(conf, np.linspace(0, 1, 101))
+    budgets = sorted(set(review_budgets))
+    rows = [(b, review_threshold_for_budget(quantiles, b)) for b in budgets]
+    if chosen and "review" in chosen:
+        rows.append((None, chosen["review"]))
+    review_rows = []
+    for b, thr in rows:
+        acc = conf >= thr
+        review_rows.append({
+            "budget": b, "threshold": round(float(thr), 4), "review_rate": round(float(1 - acc.mean()), 4),
+            "accuracy_accepted": round(float(correct[acc].mean()), 4) if acc.any() else None,
+        })
+    return {"channel": chan_rows, "review": review_rows, "chosen_channel_110": t110}
+
+
+def operating_points_table(points: dict) -> str:
+    """The trade-off as two Markdown tables (printed by training and written into the model card)."""
+    lines = ["| P(110) threshold | 110 recall | 12345 calls sent to 110 | share of 12345 sent to 110 |", "| --- | --- | --- | --- |"]
+    for r in points["channel"]:
+        mark = " (chosen)" if r["channel_110"] == round(points["chosen_channel_110"], 4) else ""
+        lines.append(f"| {r['channel_110']:.4f}{mark} | {_pct(r['recall_110'])} | {r['sent_to_110_12345']} | {_pct(r['share_12345_sent_to_110'])} |")
+    lines += ["", "| review budget | confidence threshold | review rate | accuracy of what is not reviewed |", "| --- | --- | --- | --- |"]
+    for r in points["review"]:
+        name = "chosen" if r["budget"] is None else f"{r['budget']:.0%}"
+        lines.append(f"| {name} | {r['threshold']:.4f} | {_pct(r['review_rate'])} | {_pct(r['accuracy_accepted'])} |")
+    return "\n".join(lines)
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1%}"
 
 
 def danger_mask(texts: Sequence[str], rules=None, taxonomy: Taxonomy | None = None) -> np.ndarray:

@@ -98,7 +98,8 @@ def train(
     test_data: List[Path] = typer.Option([], "--test-data", help="Held-out labelled file(s) scored after training (written to the model card)"),
     lenient: bool = typer.Option(False, help="Skip bad rows (and report them) instead of failing"),
     strip_boilerplate: bool = typer.Option(False, help="Remove dispatch boilerplate such as 请交警核实处理 (it leaks the label)"),
-    target_110_recall: float = typer.Option(0.99, help="110 recall the channel threshold must reach on validation data"),
+    target_110_recall: float = typer.Option(0.99, help="110 recall the channel threshold must reach on validation data (calls at or above it reach 110: transferred, or in a three-way consult below P(110) 0.5)"),
+    review_budget: float = typer.Option(0.15, help="At most this share of calls goes to supervisor review (1 = the accuracy target alone decides)"),
     count_override: bool = typer.Option(False, "--count-override", help="Count the calls the danger override sends to 110 towards the 110 recall target (default: the model alone must reach it)"),
     rules: Optional[Path] = typer.Option(None, "--rules", help="With --count-override: the rules file the service will run (default: the shipped one)"),
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="transformer: a trained model folder to distil from (its probabilities of the training texts are learnt too)"),
@@ -117,7 +118,7 @@ def train(
             data=[str(d) for d in data], out=str(out), text_column=text_column, label_column=label_column, channel_column=channel_column,
             model=model, taxonomy=taxonomy, channel_map=str(channel_map) if channel_map else None, strict=not lenient,
             strip_boilerplate=strip_boilerplate, target_110_recall=target_110_recall, seed=seed, test_data=[str(t) for t in test_data],
-            threshold_counts_override=count_override, rules_file=str(rules) if rules else None,
+            threshold_counts_override=count_override, rules_file=str(rules) if rules else None, review_budget=review_budget,
             base_model=str(base_model) if base_model else None, transformer=_parse_params(param),
             teacher=str(teacher) if teacher else None, int8_min_agreement=int8_min_agreement,
         )
@@ -127,6 +128,14 @@ def train(
     typer.echo("validation (out-of-fold): " + summary_line(m["validation_out_of_fold"]))
     if "test" in m:
         typer.echo("test: " + summary_line(m["test"]))
+    from model.thresholds import operating_points_table
+
+    if m.get("operating_points"):
+        typer.echo("\noperating points (validation, model only; retrain with --target-110-recall / --review-budget, "
+                   "or serve with HOTLINE_REVIEW_BUDGET):\n" + operating_points_table(m["operating_points"]))
+    if m.get("channel_information") is False:
+        typer.echo("\nWARNING: no channel information: every department is on one line, so the model never suggests the "
+                   "other; only danger evidence reaches 110. Give --channel-column or --channel-map.", err=True)
 
 
 @app.command()

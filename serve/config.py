@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     taxonomy_path: Path | None = Field(None, description="Taxonomy file used when no model is loaded")
     database_url: str = Field("sqlite:///hotline.db", description="SQLAlchemy URL: SQLite file by default, postgresql://… for PostgreSQL")
     review_threshold: float | None = Field(None, description="Override the model's stored review threshold")
+    review_budget: float | None = Field(None, ge=0, le=1, description="At most this share of calls to review (e.g. 0.15): lowers the model's review threshold to the budget's, from the model's validation confidences")
     channel_110_threshold: float | None = Field(None, description="Override the model's stored P(110) threshold")
     target_110_recall: float = Field(0.99, description="110 recall the training command aims for when choosing thresholds")
     promote_min_110_recall_delta: float = Field(0.0, description="`hotline promote`: smallest allowed change of 110 recall, challenger − champion (-0.01 tolerates a 0.01 drop)")

@@ -38,6 +38,7 @@ class Metrics:
         self.requests = Counter("hotline_http_requests", "HTTP requests", ["method", "path", "status"], registry=r)
         self.latency = Histogram("hotline_http_request_seconds", "HTTP request latency (seconds)", ["path"], buckets=BUCKETS, registry=r)
         self.routes = Counter("hotline_routes", "Routing decisions", ["channel", "source"], registry=r)
+        self.actions = Counter("hotline_route_actions", "Actions suggested: 110_first (110 先行), consult (三方通话), route", ["action"], registry=r)
         self.needs_review = Counter("hotline_routes_needs_review", "Decisions below the review threshold", registry=r)
         self.low_confidence_ratio = Gauge("hotline_low_confidence_ratio", "Share of decisions below the review threshold", registry=r)
         self.fallbacks = Counter("hotline_model_fallbacks", "Decisions answered by the rules because the model failed", registry=r)
@@ -52,6 +53,7 @@ class Metrics:
         """Count decisions (called on the event loop, so the running totals need no lock)."""
         for d in decisions:
             self.routes.labels(d.channel, d.source).inc()
+            self.actions.labels(d.action).inc()
             if d.needs_review:
                 self.needs_review.inc()
                 self._n_review += 1

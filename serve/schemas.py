@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 Channel = Literal["110", "12345"]
 Source = Literal["model", "rules", "override"]
+Action = Literal["110_first", "consult", "route"]
 
 
 def _channel_str(v: Any) -> Any:
@@ -74,6 +75,14 @@ class LinkOut(BaseModel):
     name: str = Field(..., examples=["急救中心"])
 
 
+class Consult(BaseModel):
+    """A three-way call (三方通话): the line is unclear or danger is only weakly signalled."""
+
+    with_line: Channel = Field(..., description="The line to bring into the call")
+    with_line_name: str
+    message: str
+
+
 class Transfer(BaseModel):
     """A suggested one-click transfer (一键转接) to the other line."""
 
@@ -91,15 +100,20 @@ class RouteResponse(BaseModel):
     channel_name: str
     department: str
     department_name: str
-    confidence: float = Field(..., description="Calibrated probability of the department (rules: the rules' score)")
-    channel_confidence: float
+    action: Action = Field(..., description="What the call-taker does: 110_first (110 先行: transfer now), consult (三方通话 with the other line; the first line keeps the call if still unclear) or route (the suggestion)")
+    action_name: str = Field(..., description="The action in Chinese: 110 先行 / 三方通话 / 按建议分派")
+    consult: Consult | None = Field(None, description="Present when action is consult")
+    confidence: float = Field(..., description="Calibrated probability of the department (rules: the rules' score); the same as department_confidence")
+    department_confidence: float = Field(..., description="Calibrated probability of the suggested department")
+    channel_confidence: float = Field(..., description="Probability of the suggested line (110 or 12345)")
     needs_review: bool
+    review_note: str | None = Field(None, description="Why the suggestion is uncertain, in Chinese: the line, or only the department")
     source: Source
     reasons: list[str]
     alternatives: list[AlternativeOut]
     links: list[LinkOut] = Field(..., description="Emergency lines to link in (119 fire, 120 ambulance, 122 traffic police)")
     danger: bool
-    police_first: bool = Field(..., description="A danger signal fired: 110 must act first")
+    police_first: bool = Field(..., description="action is 110_first: 110 must act first")
     matched_rules: list[str]
     model_department: str | None = Field(None, description="The model's own department before a danger override")
     model_version: str | None

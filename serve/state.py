@@ -89,7 +89,8 @@ class ModelHolder:
         try:
             model = load_model(path)
             s = self.settings
-            router = Router(model, rules=self._rules(model.taxonomy), review_threshold=s.review_threshold, channel_110=s.channel_110_threshold)
+            router = Router(model, rules=self._rules(model.taxonomy), review_threshold=s.review_threshold, channel_110=s.channel_110_threshold,
+                            review_budget=s.review_budget)
             for t in WARMUP_TEXTS:  # also loads jieba's dictionary now rather than during a live call
                 router.route(t)
             if router.model_errors:

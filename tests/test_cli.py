@@ -40,6 +40,10 @@ def test_train_predict_evaluate_end_to_end(workdir):
     r = hotline("train", "--data", "tickets.csv", "--text-column", "诉求内容", "--label-column", "处置单位", "--out", "m", "--test-data", "test_cn.jsonl", cwd=workdir)
     assert r.returncode == 0, r.stderr
     assert "saved linear-" in r.stdout and "validation (out-of-fold)" in r.stdout and "test:" in r.stdout
+    # The operating point is shown, not set silently: the 110 threshold and review budget trade-offs.
+    assert "operating points" in r.stdout and "(chosen)" in r.stdout and "review budget" in r.stdout
+    assert "Operating points" in (workdir / "m" / "README.md").read_text(encoding="utf-8")
+    assert "no channel information" not in r.stderr
     write_csv(workdir / "in.csv", [{"id": "7", "text": "楼道里有人打架", "备注": "夜班"}, {"id": "8", "text": "我家车被堵了", "备注": ""}])
     r = hotline("predict", "--model", "m", "--input", "in.csv", "--output", "out.jsonl", cwd=workdir)
     assert r.returncode == 0, r.stderr

@@ -179,7 +179,10 @@ def cross_validate(cfg, folds: int = 5, inner_folds: int = 3, progress: bool = T
 
     Returns (records, decisions in record order, metrics).
     """
+    from sklearn.metrics import f1_score
     from sklearn.model_selection import StratifiedKFold
+
+    from data.cleaning import normalize_text as router_text  # the router normalises before scoring
 
     from model.artifacts import new_version
     from model.calibration import apply_temperature, fit_temperature
@@ -191,6 +194,7 @@ def cross_validate(cfg, folds: int = 5, inner_folds: int = 3, progress: bool = T
     texts = [r.text for r in records]
     labels = np.asarray([r.department for r in records])
     decisions: list[Decision | None] = [None] * len(records)
+    alone = np.empty(len(records), dtype=object)  # the classifier's own most probable department
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
     for k, (tr, te) in enumerate(tqdm(list(splitter.split(texts, labels)), desc="cross-validation", disable=not progress, unit="fold")):
         clf = make_classifier(cfg, taxonomy)
@@ -198,10 +202,13 @@ def cross_validate(cfg, folds: int = 5, inner_folds: int = 3, progress: bool = T
         oof, classes = out_of_fold_proba(clf, tr_texts, labels[tr], inner_folds, cfg.seed, progress=False)
         temperature = fit_temperature(oof, np.array([classes.index(y) for y in labels[tr]]))
         oof = apply_temperature(oof, temperature)
-        thresholds = choose_thresholds(oof, classes, labels[tr], taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy)
+        thresholds = choose_thresholds(oof, classes, labels[tr], taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy,
+                                       review_budget=cfg.review_budget)
         clf.fit(tr_texts, labels[tr])
         clf.temperature_ = temperature
         router = Router(TrainedModel(clf, taxonomy, thresholds, version=f"{new_version('linear')}-fold{k + 1}"))
+        te_texts = [router_text(texts[i]) for i in te]
+        alone[te] = np.asarray(clf.classes_)[clf.predict_proba(te_texts).argmax(axis=1)]
         for i, d in zip(te, route_all(router, [texts[i] for i in te])):
             decisions[i] = d
     done = [d for d in decisions if d is not None]
@@ -210,6 +217,10 @@ def cross_validate(cfg, folds: int = 5, inner_folds: int = 3, progress: bool = T
         needs_review=[d.needs_review for d in done], true_channels=[r.channel for r in records],
     )
     metrics["cross_validation_folds"] = folds
+    metrics["classifier_alone"] = {
+        "accuracy": round(float(np.mean(alone == labels)), 4),
+        "macro_f1": round(float(f1_score(labels, alone.astype(str), labels=sorted(set(labels)), average="macro", zero_division=0)), 4),
+    }
     return records, done, metrics
 
 

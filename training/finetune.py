@@ -24,8 +24,8 @@ from model.artifacts import TrainedModel, new_version, save_model
 from model.thresholds import choose_thresholds, decide
 from model.transformer import MEMBERS_DIR, ONNX_INT8_FILE, TransformerTextClassifier, probability_agreement
 from training.metrics import routing_metrics, summary_line
-from training.model_card import _fmt, channel_threshold_line, metrics_table
-from training.train import TrainConfig, data_hash, load_training_data, override_mask
+from training.model_card import _fmt, channel_threshold_line, metrics_table, operating_points_section
+from training.train import TrainConfig, data_hash, has_channel_information, load_training_data, override_mask, report_operating_points
 
 logger = logging.getLogger(__name__)
 
@@ -86,16 +86,20 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     if len(val_y) == 0:
         raise DataError("no validation rows: raise transformer val_fraction (thresholds are chosen on held-out rows)")
     thresholds = choose_thresholds(clf.validation_proba_, classes, val_y, taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy,
-                                   forced_110=override_mask(cfg, [texts[i] for i in clf.validation_index_], taxonomy))
+                                   forced_110=override_mask(cfg, [texts[i] for i in clf.validation_index_], taxonomy),
+                                   review_budget=cfg.review_budget)
     chan, dep, conf, _ = decide(clf.validation_proba_, classes, taxonomy, thresholds["channel_110"])
     validation = routing_metrics(val_y, dep, chan, conf, taxonomy, needs_review=conf < thresholds["review"])
     validation.pop("misrouted_110", None)
     validation["method"] = f"held-out split of {len(val_y)} training rows ({clf.val_fraction:.0%}, stratified), not k-fold"
     logger.info("validation (held-out, model only): %s", summary_line(validation))
+    points = report_operating_points(clf.validation_proba_, classes, val_y, taxonomy, thresholds)
     seconds = round(time.perf_counter() - t0, 2)
     metrics = {
         # Same key as the linear model so every consumer reads it; ``method`` says it is a held-out split.
         "validation_out_of_fold": validation,
+        "operating_points": points,
+        "channel_information": has_channel_information(taxonomy),
         "train_rows": len(records),
         "skipped_rows": len(result.errors),
         "train_seconds": seconds,
@@ -224,6 +228,7 @@ def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) 
         channel_threshold_line(t),
         f"- send to review when confidence < **{t['review']:.4f}** (validation review rate {_fmt(t.get('validation_review_rate'))})",
         "",
+        *operating_points_section(m),
         f"## Validation: {m['validation_out_of_fold']['method']} (model only, no rules)",
         metrics_table(m["validation_out_of_fold"]),
         "",

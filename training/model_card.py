@@ -14,6 +14,21 @@ def channel_threshold_line(t: dict) -> str:
             f"validation 110 recall {_fmt(t.get('validation_110_recall'))}, precision {_fmt(t.get('validation_110_precision'))})")
 
 
+def operating_points_section(metrics: dict) -> list[str]:
+    """The card's trade-off tables, and a loud note when the data had no channel information."""
+    from model.thresholds import operating_points_table
+
+    out = []
+    if metrics.get("channel_information") is False:
+        out += ["**No channel information**: every department of this model is on one line, so the model never suggests",
+                "the other; only danger evidence (110 先行 / 三方通话) reaches 110. Retrain with `--channel-column` or",
+                "`--channel-map` to say which departments are police.", ""]
+    if metrics.get("operating_points"):
+        out += ["### Operating points (validation predictions, model only): choose with `--target-110-recall`, "
+                "`--review-budget` or `HOTLINE_REVIEW_BUDGET`", operating_points_table(metrics["operating_points"]), ""]
+    return out
+
+
 def _fmt(v: Any) -> str:
     return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
@@ -58,9 +73,11 @@ def render_card(model, cfg, extra: dict) -> str:
         "",
         "## Thresholds (chosen on out-of-fold validation predictions)",
         channel_threshold_line(t),
-        f"- send to review when confidence < **{t['review']:.4f}** (target accuracy of the rest {t['target_auto_accuracy']}; "
-        f"validation review rate {_fmt(t.get('validation_review_rate'))})",
+        f"- send to review when confidence < **{t['review']:.4f}** (target accuracy of the rest {t['target_auto_accuracy']}"
+        + (f", at most {t['review_budget']:.0%} of calls" if t.get("review_budget") is not None else "")
+        + f"; validation review rate {_fmt(t.get('validation_review_rate'))})",
         "",
+        *operating_points_section(model.metrics),
         f"## Validation: {cfg.val_folds}-fold cross-validation on the training data (out-of-fold, model only, no rules)",
         metrics_table(val),
         "",

@@ -89,18 +89,24 @@ async function preview() {
 function render(d) {
   last = d;
   $("result").hidden = false;
-  $("police-first").hidden = !d.police_first;
-  const tr = $("transfer");
-  tr.hidden = !d.transfer;
-  tr.textContent = d.transfer ? d.transfer.message : "";
-  tr.classList.toggle("urgent", !!(d.transfer && d.transfer.urgent));
+  // One action, never two banners: 110 先行 (red), 三方通话 (amber), or a plain transfer (orange).
+  const act = $("action");
+  let message = "";
+  if (d.action === "110_first") message = "110 先行 · " + (d.transfer ? d.transfer.message : d.advice[0]);
+  else if (d.action === "consult") message = "三方通话 · " + d.consult.message;
+  else if (d.transfer) message = d.transfer.message;
+  act.hidden = !message;
+  act.textContent = message;
+  act.className = "banner " + (d.action === "110_first" ? "danger" : d.action === "consult" ? "consult" : "transfer");
+  act.dataset.action = d.action;
 
   const ch = $("channel");
   ch.textContent = d.channel;
   ch.className = "channel c" + d.channel;
   ch.title = d.channel_name;
   $("department").textContent = d.department_name;
-  $("confidence").textContent = "置信度 " + Math.round(d.confidence * 100) + "%";
+  $("confidence").textContent = "部门把握 " + Math.round(d.department_confidence * 100) + "%";
+  $("channel-confidence").textContent = "线路把握 " + Math.round(d.channel_confidence * 100) + "%";
   $("source").textContent = SOURCE_NAMES[d.source] || d.source;
 
   const links = $("links");
@@ -111,7 +117,8 @@ function render(d) {
     links.appendChild(s);
   }
   links.hidden = d.links.length === 0;
-  $("review-note").hidden = !d.needs_review;
+  $("review-note").hidden = !d.review_note;
+  $("review-note").textContent = d.review_note || "";
 
   const reasons = $("reasons");
   reasons.textContent = "";

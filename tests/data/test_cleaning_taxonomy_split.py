@@ -6,7 +6,13 @@ from data.taxonomy import Taxonomy, TaxonomyError, default_taxonomy, load_taxono
 
 
 def test_normalize_width_and_whitespace():
-    assert normalize_text("　ＡＢＣ１２３　有人\t\t打架 ， 快来\u200b ") == "ABC123 有人 打架,快来"
+    assert normalize_text("　ＡＢＣ１２３　有人\t\t打架 ， 快来\u200b ") == "ABC123 有人打架,快来"
+
+
+def test_normalize_drops_invisible_characters_and_spaces_inside_chinese_words():
+    for hidden in ["\u2060", "\u00ad", "\ufe0f", "\u200b", "\u200d", "\u200e", "\u202e", "\ufeff", "\U000e0041", " ", "\u3000", "\t"]:
+        assert normalize_text(f"着{hidden}火了") == "着火了", repr(hidden)
+    assert normalize_text("call 110 now, 车牌 琼A 12345") == "call 110 now,车牌琼A 12345"  # a space next to Latin letters or digits stays
 
 
 def test_boilerplate_stripped():

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from data.taxonomy import default_taxonomy
-from model.thresholds import choose_thresholds, danger_mask, decide
+from model.thresholds import choose_thresholds, danger_mask, decide, operating_points, operating_points_table, review_threshold_for_budget
 
 TAX = default_taxonomy()
 CLASSES = ["police_criminal", "utilities"]  # one 110 and one 12345 department
@@ -35,7 +36,8 @@ def test_rows_the_override_forces_do_not_pull_the_threshold_down():
     counted = choose_thresholds(proba(p110), CLASSES, y, TAX, target_110_recall=1.0, forced_110=forced)
     assert alone["channel_110"] == 0.05 and counted["channel_110"] == round(np.linspace(0.05, 0.95, 10)[2], 6)
     assert counted["validation_110_recall"] == 1.0 and counted["validation_110_forced_by_override"] == 2
-    sent = lambda t: int((decide(proba(p110), CLASSES, TAX, t["channel_110"])[0][10:] == "110").sum())
+    # 12345 calls that reach 110 (transferred, or in a three-way consult below P(110) 0.5)
+    sent = lambda t: int((decide(proba(p110), CLASSES, TAX, t["channel_110"])[3][10:] >= t["channel_110"]).sum())
     assert sent(counted) < sent(alone)
     # Never above 0.5, even when the override catches every 110 row.
     assert choose_thresholds(proba(p110), CLASSES, y, TAX, forced_110=[True] * 10 + [False] * 10)["channel_110"] == 0.5
@@ -44,3 +46,48 @@ def test_rows_the_override_forces_do_not_pull_the_threshold_down():
 def test_danger_mask_is_the_routers_override():
     texts = ["三楼厨房着火了，有浓烟", "家里停水了，什么时候来水", "车子剐蹭了一下，没有人受伤", "有人拿刀砍人"]
     assert danger_mask(texts).tolist() == [True, False, False, True]
+
+
+def test_decide_suggests_the_most_probable_department_where_the_line_is_unclear():
+    classes = ["police_criminal", "police_public_order", "utilities", "convenience"]
+    pr = np.array([[0.6, 0.2, 0.1, 0.1],    # P(110) 0.8: a 110 department
+                   [0.2, 0.15, 0.5, 0.15],  # P(110) 0.35, between the threshold and 0.5: the most probable overall
+                   [0.3, 0.15, 0.25, 0.3],  # P(110) 0.45: the most probable is a 110 department, then 110
+                   [0.1, 0.05, 0.5, 0.35]]) # P(110) 0.15, below the threshold: a 12345 department
+    chan, dep, conf, p = decide(pr, classes, TAX, 0.3)
+    assert list(dep) == ["police_criminal", "utilities", "police_criminal", "utilities"]
+    assert list(chan) == ["110", "12345", "110", "12345"] and list(conf) == [0.6, 0.5, 0.3, 0.5]
+
+
+def test_a_review_budget_caps_the_share_of_calls_sent_to_review():
+    rng = np.random.default_rng(0)
+    n = 400
+    y = np.array(["police_criminal", "utilities"] * (n // 2))
+    p = rng.uniform(0.3, 0.7, n)  # an uncertain model: the accuracy target alone reviews most calls
+    pr = np.column_stack([p, 1 - p])
+    by_accuracy = choose_thresholds(pr, ["police_criminal", "utilities"], y, default_taxonomy(), target_auto_accuracy=0.95)
+    assert by_accuracy["validation_review_rate"] > 0.5
+    capped = choose_thresholds(pr, ["police_criminal", "utilities"], y, default_taxonomy(), target_auto_accuracy=0.95, review_budget=0.15)
+    assert capped["validation_review_rate"] <= 0.16 and capped["review"] < by_accuracy["review"]
+    assert capped["review_by_accuracy"] == by_accuracy["review"] and len(capped["confidence_quantiles"]) == 101
+    # A server can set another budget from the stored quantiles.
+    t = review_threshold_for_budget(capped["confidence_quantiles"], 0.3)
+    _, _, conf, _ = decide(pr, ["police_criminal", "utilities"], default_taxonomy(), capped["channel_110"])
+    assert abs(float(np.mean(conf < t)) - 0.3) < 0.02
+    with pytest.raises(ValueError):
+        review_threshold_for_budget(capped["confidence_quantiles"], 1.5)
+
+
+def test_operating_points_show_the_trade_off_and_the_chosen_row():
+    rng = np.random.default_rng(1)
+    y = np.array(["police_criminal"] * 100 + ["utilities"] * 300)
+    p = np.clip(np.where(y == "police_criminal", rng.normal(0.7, 0.2, 400), rng.normal(0.3, 0.2, 400)), 0.01, 0.99)
+    pr = np.column_stack([p, 1 - p])
+    chosen = choose_thresholds(pr, ["police_criminal", "utilities"], y, default_taxonomy(), review_budget=0.15)
+    points = operating_points(pr, ["police_criminal", "utilities"], y, default_taxonomy(), chosen=chosen)
+    rows = points["channel"]
+    assert [r["channel_110"] for r in rows] == sorted(r["channel_110"] for r in rows)
+    assert all(a["recall_110"] >= b["recall_110"] and a["sent_to_110_12345"] >= b["sent_to_110_12345"] for a, b in zip(rows, rows[1:]))
+    assert round(chosen["channel_110"], 4) in [r["channel_110"] for r in rows]
+    table = operating_points_table(points)
+    assert "(chosen)" in table and "review budget" in table and "| 15% |" in table

@@ -43,18 +43,26 @@ def test_typing_a_danger_word_shows_110_and_the_reason(browser, page_server):
     page.fill("#summary", "")
     page.type("#summary", "楼道里有人拿刀砍人，地上有血", delay=15)  # typed like a person: debounced previews
     page.wait_for_selector("#channel:has-text('110')")
-    assert page.is_visible("#police-first") and "110 必须先行处置" in page.inner_text("#police-first")
+    # One action banner: 110 先行 with the one-click transfer, not two banners.
+    page.wait_for_selector("#action[data-action='110_first']")
+    action = page.inner_text("#action")
+    assert "110 先行" in action and "一键转接" in action and page.locator(".banner.danger").count() == 1
     reasons = page.inner_text("#reasons")
     assert "危险信号" in reasons and "刀" in reasons
-    assert "一键转接" in page.inner_text("#transfer") and "110" in page.inner_text("#transfer")
+    assert "线路把握" in page.inner_text(".suggestion") and "部门把握" in page.inner_text(".suggestion")
     assert "120" in page.inner_text("#links")
     assert page.inner_text("#department")  # a Chinese department name
     assert page_server.counts()["routed_calls"] == 0  # previews are not stored
 
-    # Replacing the text by an everyday matter: the suggestion follows and the danger banner goes.
+    # A follow-up of an earlier ticket that mentions a fight: a three-way consult, not 110 先行.
+    page.fill("#summary", "工单编号123《关于小区门口有人打架的问题》处理结果不满意")
+    page.wait_for_selector("#action[data-action='consult']")
+    assert "三方通话" in page.inner_text("#action") and not page.is_visible(".banner.danger")
+
+    # Replacing the text by an everyday matter: the suggestion follows and the action banner goes.
     page.fill("#summary", "家里停水了，什么时候来水")
     page.wait_for_selector("#channel:has-text('12345')")
-    assert not page.is_visible("#police-first")
+    page.wait_for_selector("#action", state="hidden")
     assert page.locator("#alternatives tbody tr").count() >= 1
 
     # Accepting records the final routing and the feedback.

@@ -35,6 +35,22 @@ def test_danger_override_says_110_first_and_transfers_from_12345(server):
     assert "120" in [link["number"] for link in d["links"]]  # blood: ambulance
 
 
+def test_three_outcomes_each_with_one_action(server):
+    first = server.client.post("/v1/route", json={"text": DANGER, "received_on": "12345"}).json()
+    assert (first["action"], first["action_name"], first["consult"]) == ("110_first", "110 先行", None)
+    follow_up = "工单编号20180103138815《关于小区门口有人打架的问题》处理结果不满意"
+    consult = server.client.post("/v1/route", json={"text": follow_up, "received_on": "12345"}).json()
+    assert (consult["action"], consult["action_name"]) == ("consult", "三方通话") and not consult["police_first"]
+    assert consult["consult"]["with_line"] == "110" and consult["transfer"] is None  # the consult decides, not a transfer
+    assert consult["advice"][0] == consult["consult"]["message"] and not any("先行" in a for a in consult["advice"])
+    on_110 = server.client.post("/v1/route", json={"text": follow_up, "received_on": "110"}).json()
+    assert on_110["consult"]["with_line"] == "12345"
+    plain = server.client.post("/v1/route", json={"text": TINY["utilities"][0], "received_on": "12345"}).json()
+    assert plain["action"] == "route" and plain["consult"] is None and plain["department_confidence"] == plain["confidence"]
+    metrics = server.client.get("/metrics").text
+    assert 'hotline_route_actions_total{action="consult"}' in metrics
+
+
 def test_transfer_only_when_the_line_differs(server):
     d110 = server.client.post("/v1/route", json={"text": DANGER, "received_on": 110}).json()
     assert d110["transfer"] is None

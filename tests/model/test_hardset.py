@@ -1,0 +1,23 @@
+"""The blind hard set (data/hardset/): a test file, well-formed and never part of training."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from data.corpus import TEST_PATH, TRAIN_PATH
+from data.taxonomy import default_taxonomy
+
+HARDSET = Path(__file__).resolve().parents[2] / "data" / "hardset" / "near_the_line.jsonl"
+
+
+def test_the_hard_set_is_well_formed_and_apart_from_the_corpus():
+    rows = [json.loads(line) for line in HARDSET.read_text(encoding="utf-8").splitlines() if line.strip()]
+    tax = default_taxonomy()
+    assert len(rows) >= 300 and len({r["id"] for r in rows}) == len(rows)
+    for r in rows:
+        assert set(r) == {"id", "text", "channel", "department", "emergency", "family", "slice"}, r["id"]
+        assert tax.channel_of(r["department"]) == r["channel"], r["id"]
+        assert not (r["emergency"] and r["channel"] != "110"), r["id"]
+    corpus = {json.loads(l)["text"] for p in (TRAIN_PATH, TEST_PATH) for l in p.read_text(encoding="utf-8").splitlines() if l.strip()}
+    assert not corpus & {r["text"] for r in rows}
+    assert sum(r["channel"] == "110" for r in rows) == sum(r["channel"] == "12345" for r in rows)
