@@ -143,8 +143,10 @@ def operating_points(
 
     Returns
     -------
-    dict with ``channel`` (one row per 110 threshold: ``channel_110``, ``recall_110``,
-    ``sent_to_110_12345`` (12345 calls sent to 110: count), ``share_12345_sent_to_110``) and ``review``
+    dict with ``channel`` (one row per 110 threshold: ``channel_110``, ``recall_110`` (110 calls that
+    reach 110: transferred, or consulted below P(110) 0.5), ``sent_to_110_12345`` (12345 calls that
+    reach 110: count), ``share_12345_sent_to_110``, ``consult_share`` (calls with P(110) between the
+    threshold and 0.5)) and ``review``
     (one row per review budget: ``budget``, ``threshold``, ``review_rate``, ``accuracy_accepted``). The
     thresholds in ``chosen`` (as from :func:`choose_thresholds`) are added as rows of their own.
     """
@@ -160,6 +162,7 @@ def operating_points(
             "recall_110": round(float(pred[true110].mean()), 4) if true110.any() else None,
             "sent_to_110_12345": int((pred & ~true110).sum()),
             "share_12345_sent_to_110": round(float(pred[~true110].mean()), 4) if (~true110).any() else None,
+            "consult_share": round(float(np.mean(pred & (p110 < 0.5))), 4),
         })
     t110 = chosen["channel_110"] if chosen and "channel_110" in chosen else 0.5
     _, dep, conf, _ = decide(proba, classes, taxonomy, t110)
@@ -181,10 +184,11 @@ def operating_points(
 
 def operating_points_table(points: dict) -> str:
     """The trade-off as two Markdown tables (printed by training and written into the model card)."""
-    lines = ["| P(110) threshold | 110 recall | 12345 calls sent to 110 | share of 12345 sent to 110 |", "| --- | --- | --- | --- |"]
+    lines = ["| P(110) threshold | 110 recall (transfer or consult) | 12345 calls reaching 110 | share of 12345 reaching 110 | three-way consults (all calls) |",
+             "| --- | --- | --- | --- | --- |"]
     for r in points["channel"]:
         mark = " (chosen)" if r["channel_110"] == round(points["chosen_channel_110"], 4) else ""
-        lines.append(f"| {r['channel_110']:.4f}{mark} | {_pct(r['recall_110'])} | {r['sent_to_110_12345']} | {_pct(r['share_12345_sent_to_110'])} |")
+        lines.append(f"| {r['channel_110']:.4f}{mark} | {_pct(r['recall_110'])} | {r['sent_to_110_12345']} | {_pct(r['share_12345_sent_to_110'])} | {_pct(r['consult_share'])} |")
     lines += ["", "| review budget | confidence threshold | review rate | accuracy of what is not reviewed |", "| --- | --- | --- | --- |"]
     for r in points["review"]:
         name = "chosen" if r["budget"] is None else f"{r['budget']:.0%}"

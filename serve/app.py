@@ -39,13 +39,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from data.cleaning import BoilerplateStripper
-from serve.auth import KeyRing, check_bind
+from pydantic import ValidationError
+
+from serve.auth import check_bind
 from serve.batching import RouteBatcher
-from serve.config import Settings, get_settings
+from serve.config import Settings, get_settings, settings_error
 from serve.db import Database
 from serve.logs import configure_logging
 from serve.metrics import Metrics, MetricsMiddleware
-from serve.middleware import BodyGuard, CatchAll
+from serve.middleware import BodyGuard, CatchAll, LoopbackOnly
 from serve.reloads import ReloadCoordinator
 from serve.routes import feedback, health, model, pages, reviews, routing
 from serve.routes.pages import STATIC_DIR
@@ -108,10 +110,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     Raises ``ValueError`` for an unusable configuration: malformed ``HOTLINE_API_KEYS``, or no keys
     while ``HOTLINE_HOST`` is not loopback.
     """
-    settings = settings or get_settings()
+    if settings is None:
+        try:
+            settings = get_settings()
+        except ValidationError as exc:  # one line, not a traceback from inside uvicorn
+            raise SystemExit(f"error: {settings_error(exc)}") from None
     configure_logging("INFO")
-    keys = KeyRing.parse(settings.api_keys)
-    check_bind(settings.host, keys)
+    keys = settings.key_ring
+    try:
+        check_bind(settings.host, keys)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     metrics = Metrics()
     models = ModelHolder(settings)
     db = Database(settings.database_url, create=False)
@@ -168,6 +177,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CatchAll)
     app.add_middleware(BodyGuard, max_bytes=settings.max_batch * (settings.max_text_chars * 6 + 512) + 4096)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if not keys.enabled:  # outermost: nothing is answered on a non-loopback socket without keys
+        app.add_middleware(LoopbackOnly)
 
     for module in (routing, feedback, reviews, model, health, pages):
         app.include_router(module.router)

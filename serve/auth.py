@@ -58,6 +58,9 @@ class KeyRing:
         """Parse ``"key:role,key:role"``; raises :class:`ApiKeyError` naming the bad entry (never its key)."""
         entries: list[tuple[str, str]] = []
         seen: set[str] = set()
+        if spec and spec.strip() and not spec.replace(",", "").strip():
+            raise ApiKeyError("HOTLINE_API_KEYS is set but holds no key:role entry (only commas or spaces); "
+                              "unset it for a local trial on loopback, or give key:role entries")
         for i, raw in enumerate((spec or "").split(","), start=1):
             raw = raw.strip()
             if not raw:
@@ -66,6 +69,8 @@ class KeyRing:
             key, role = key.strip(), role.strip()
             if not sep or not key:
                 raise ApiKeyError(f"HOTLINE_API_KEYS entry {i} is not key:role (roles: {', '.join(ROLES)})")
+            if not role:
+                raise ApiKeyError(f"HOTLINE_API_KEYS entry {i} has no role after ':'; use one of {', '.join(ROLES)}")
             if role not in ROLES:
                 raise ApiKeyError(f"HOTLINE_API_KEYS entry {i}: unknown role {role!r}; use one of {', '.join(ROLES)}")
             if key in seen:
@@ -98,9 +103,25 @@ def bearer_token(header: str | None) -> str | None:
     return token.strip()
 
 
+def is_loopback(host: str | None) -> bool:
+    """True for a loopback address (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def check_bind(host: str, ring: KeyRing) -> None:
-    """Refuse to serve without keys anywhere but loopback (raises ``ValueError`` saying why)."""
-    if not ring.enabled and host not in LOOPBACK_HOSTS:
+    """Refuse to serve without keys anywhere but loopback (raises ``ValueError`` saying why). The app
+    also checks the socket each request actually arrived on (:class:`serve.middleware.LoopbackOnly`),
+    since ``uvicorn --host`` may bind elsewhere than ``HOTLINE_HOST`` says."""
+    if not ring.enabled and not is_loopback(host):
         raise ValueError(
             f"refusing to listen on {host} with no API keys: set HOTLINE_API_KEYS, or listen on 127.0.0.1 for a local trial"
         )

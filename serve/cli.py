@@ -252,11 +252,22 @@ def serve(
 
     from serve.config import get_settings
 
-    s = get_settings()
+    from pydantic import ValidationError
+
+    from serve.auth import check_bind
+    from serve.config import settings_error
+
+    try:
+        s = get_settings()
+    except ValidationError as exc:
+        typer.echo(f"error: {settings_error(exc)}", err=True)
+        raise typer.Exit(2) from None
     host, port = host or s.host, port or s.port
-    if not s.api_keys.strip() and host not in ("127.0.0.1", "localhost", "::1"):
-        typer.echo(f"error: refusing to listen on {host} with no API keys: set HOTLINE_API_KEYS, or listen on 127.0.0.1 for a local trial", err=True)
-        raise typer.Exit(2)
+    try:
+        check_bind(host, s.key_ring)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     uvicorn.run("serve.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info", access_log=s.access_log)
 
 

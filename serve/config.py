@@ -7,8 +7,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serve.auth import ApiKeyError, KeyRing
 
 
 class Settings(BaseSettings):
@@ -35,6 +37,25 @@ class Settings(BaseSettings):
     strip_boilerplate: bool = False
     access_log: bool = Field(False, description="uvicorn's access line per request (masked) besides the app's own JSON line per routed call")
 
+    _key_ring: KeyRing = PrivateAttr(default_factory=lambda: KeyRing([]))
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_parse(cls, v: str) -> str:
+        try:
+            KeyRing.parse(v)
+        except ApiKeyError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+    def model_post_init(self, context) -> None:
+        self._key_ring = KeyRing.parse(self.api_keys)  # parsed once; validated above
+
+    @property
+    def key_ring(self) -> KeyRing:
+        """The API keys, parsed and validated (empty: auth off, loopback only)."""
+        return self._key_ring
+
     @field_validator("max_text_chars", "max_batch")
     @classmethod
     def _positive(cls, v: int) -> int:
@@ -47,3 +68,16 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings (cached; tests clear the cache or build ``Settings`` directly)."""
     return Settings()
+
+
+def settings_error(exc: Exception) -> str:
+    """One line for an unusable configuration (a pydantic ``ValidationError``): the variable and why."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        parts = []
+        for e in errors():
+            field = ".".join(str(x) for x in e.get("loc", ()))
+            msg = str(e.get("msg", "")).removeprefix("Value error, ")
+            parts.append(f"HOTLINE_{field.upper()}: {msg}" if field else msg)
+        return "; ".join(parts)
+    return str(exc)

@@ -104,3 +104,32 @@ class CatchAll:
             if started:
                 raise
             await _reply(send, 500, f"internal error (ref {ref}); the request was not completed")
+
+
+class LoopbackOnly:
+    """With auth off (no API keys), answer only requests that arrived on a loopback socket.
+
+    ``HOTLINE_HOST`` is what ``hotline serve`` binds, but ``uvicorn serve.app:create_app --factory
+    --host 0.0.0.0`` binds whatever its own flag says: the server address of each connection
+    (``scope["server"]``) is what was really bound and used, so that is what is checked. A request on
+    another interface gets 403 and the reason; the first one is logged as an error.
+    """
+
+    def __init__(self, app):
+        self.app = app
+        self._warned = False
+
+    async def __call__(self, scope, receive, send):
+        from serve.auth import is_loopback
+
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        server = scope.get("server")
+        if server is None or not server[0] or server[0].startswith("/") or is_loopback(server[0]):  # unix sockets are local
+            return await self.app(scope, receive, send)
+        if not self._warned:
+            self._warned = True
+            logger.error("auth is off but a request arrived on %s: answered 403; set HOTLINE_API_KEYS to serve beyond loopback", server[0])
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        return await _reply(send, 403, "auth is off (no HOTLINE_API_KEYS): this server answers on loopback only")

@@ -31,7 +31,7 @@ async def model_info(_: AnyKeyDep, served: ServedDep, settings: SettingsDep) -> 
         taxonomy=TaxonomyOut(**r.taxonomy.to_dict()),
         metrics=m.metrics if m is not None else {},
         limits=Limits(max_text_chars=settings.max_text_chars, max_batch=settings.max_batch),
-        auth=bool(settings.api_keys.strip()),
+        auth=settings.key_ring.enabled,
     )
 
 

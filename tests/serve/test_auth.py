@@ -83,8 +83,20 @@ def test_malformed_keys_are_refused_without_echoing_them(spec, words):
     assert words in str(e.value) and "k1" not in str(e.value)
 
 
+@pytest.mark.parametrize("spec", [",", " , ", ",,,", "x:", "x: ,"])
+def test_keys_that_would_switch_auth_off_by_accident_are_refused_in_settings(spec):
+    from pydantic import ValidationError
+
+    from serve.config import settings_error
+
+    with pytest.raises(ValidationError) as e:
+        Settings(database_url="sqlite://", api_keys=spec)
+    line = settings_error(e.value)
+    assert line.startswith("HOTLINE_API_KEYS: ") and "\n" not in line and ("no key:role entry" in line or "no role" in line)
+
+
 def test_no_keys_means_loopback_only():
-    with pytest.raises(ValueError, match="refusing to listen on 0.0.0.0"):
+    with pytest.raises(SystemExit, match="refusing to listen on 0.0.0.0"):
         create_app(Settings(database_url="sqlite://", host="0.0.0.0", api_keys=""))
     create_app(Settings(database_url="sqlite://", host="0.0.0.0", api_keys="k:admin"))  # keys: fine
     create_app(Settings(database_url="sqlite://", host="127.0.0.1", api_keys=""))  # loopback: fine

@@ -151,3 +151,22 @@ def test_an_unexpected_error_is_a_json_500_with_a_masked_log(server, caplog):
     logged = "\n".join(JsonFormatter().format(rec) for rec in caplog.records if rec.name.startswith("serve"))
     assert "bug while reading" in logged and "internal error" not in logged and "13812345678" not in logged
     assert server.client.post("/v1/route", json={"text": "家里停水了"}).status_code == 200
+
+
+def test_a_review_budget_setting_sets_the_review_threshold(start_server, tiny_model_dir):
+    import pytest
+    from pydantic import ValidationError
+
+    from model.thresholds import review_threshold_for_budget
+    from serve.config import Settings
+
+    srv = start_server(model_dir=tiny_model_dir, review_budget=0.4)
+    router = srv.app.state.models.current.router
+    expected = review_threshold_for_budget(router.model.thresholds["confidence_quantiles"], 0.4)
+    assert router.review_threshold == pytest.approx(expected)
+    for text in TINY["utilities"][:4] + TINY["convenience"][:4]:
+        d = srv.client.post("/v1/route", json={"text": text}).json()
+        if d["source"] == "model":
+            assert d["needs_review"] == (d["confidence"] < expected)
+    with pytest.raises(ValidationError):
+        Settings(review_budget=1.5)

@@ -75,3 +75,60 @@ def test_logs_are_structured_and_masked_and_never_show_keys(served):
     assert "Logging error" not in out and "Traceback" not in out
     for secret in (KEY, "13812345678", "110101199003071234", "京A12345", "砸了"):
         assert secret not in out, secret
+
+
+@pytest.mark.parametrize("keys", [",", " , ", "x:"])
+def test_keys_that_hold_no_key_are_refused_in_one_line(tmp_path, keys):
+    r = subprocess.run([sys.executable, "-m", "serve.cli", "serve", "--host", "0.0.0.0"], cwd=tmp_path,
+                       env=_env(tmp_path, HOTLINE_API_KEYS=keys), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "HOTLINE_API_KEYS" in r.stderr and "Traceback" not in r.stderr
+
+
+def _public_address() -> str | None:
+    """This machine's address on a non-loopback interface, or None."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))  # no packet is sent: this only picks the outgoing interface
+            addr = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if addr.startswith("127.") else addr
+
+
+def test_uvicorn_bound_to_every_interface_without_keys_answers_loopback_only(tmp_path):
+    """`uvicorn --host 0.0.0.0` bypasses HOTLINE_HOST: the app checks the socket each request came in on."""
+    from tests.serve.conftest import free_port
+
+    public = _public_address()
+    if public is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to test from")
+    port = free_port()
+    log = open(tmp_path / "uvicorn.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "serve.app:create_app", "--factory", "--host", "0.0.0.0", "--port", str(port)],
+                            cwd=tmp_path, env=_env(tmp_path), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "uvicorn.log").read_text()
+            time.sleep(0.2)
+        outside = httpx.get(f"http://{public}:{port}/v1/reviews", timeout=5)
+        assert outside.status_code == 403 and "loopback" in outside.json()["detail"]
+        assert httpx.post(f"http://{public}:{port}/v1/admin/reload", timeout=5).status_code == 403
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/reviews", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "answered 403" in (tmp_path / "uvicorn.log").read_text()
+
+
+def test_uvicorn_with_malformed_keys_stops_in_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "uvicorn", "serve.app:create_app", "--factory", "--port", "1"], cwd=tmp_path,
+                       env=_env(tmp_path, HOTLINE_API_KEYS="x:"), capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "HOTLINE_API_KEYS" in r.stderr
