@@ -26,7 +26,8 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     # partial plates as callers remember them (粤K·0B3) are masked too.
     ("[车牌]", re.compile(r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领][A-HJ-NP-Z][·•\.\- ]?[A-HJ-NP-Z0-9]{2,5}[A-HJ-NP-Z0-9挂学警港澳]")),
     # Room-level address details: 3栋2单元501室, 5号楼1单元302, 12幢301室.
-    ("[门牌]", re.compile(r"[0-9一二三四五六七八九十]+(?:号楼|栋|幢|座)[0-9一二三四五六七八九十]+单元[0-9]{2,4}(?:室|号)?|[0-9]+(?:号楼|栋|幢)[0-9]{3,4}(?:室|号)|[0-9]{3,4}室")),
+    # Bounded repeats only (a run of 2,000 digits must cost linear time, not quadratic backtracking).
+    ("[门牌]", re.compile(r"[0-9一二三四五六七八九十]{1,4}(?:号楼|栋|幢|座)[0-9一二三四五六七八九十]{1,3}单元[0-9]{2,4}(?:室|号)?|[0-9]{1,4}(?:号楼|栋|幢)[0-9]{3,4}(?:室|号)|[0-9]{3,4}室")),
 ]
 
 

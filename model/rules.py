@@ -22,7 +22,10 @@ span and a reason a call-taker can read) or ``None``. Two kinds:
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -33,6 +36,9 @@ from model.hanzi import to_simplified
 
 DEFAULT_RULES_PATH = Path(__file__).parent / "defaults" / "rules.yaml"
 KINDS = ("danger", "route")
+# Mentions of one pattern examined per text: a summary that repeats a word more often than this is
+# not a call; the bound keeps a hostile text (the same negated word a thousand times) linear-time.
+MAX_MENTIONS = 16
 STRENGTHS = ("strong", "weak")
 _OPEN_QUOTES = frozenset("“\"「『‘'《")
 _CLOSE_QUOTES = frozenset("”\"」』’'》")
@@ -114,7 +120,7 @@ class Rule:
         if any(u.search(text) for u in self._unless_text):
             return None
         for pat in self._compiled:
-            for m in pat.finditer(text):
+            for m in islice(pat.finditer(text), MAX_MENTIONS):
                 clause = _clause_around(text, m.start(), m.end())
                 if any(u.search(clause) for u in self._unless):
                     continue
@@ -145,12 +151,21 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern[3:] if pattern.startswith("re:") else re.escape(pattern))
 
 
+@lru_cache(maxsize=256)
+def _splits(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Where the clause separators of ``text`` start and end (one linear scan per text, cached)."""
+    found = [(m.start(), m.end()) for m in _CLAUSE_SPLIT.finditer(text)]
+    return tuple(a for a, _ in found), tuple(b for _, b in found)
+
+
 def _clause_bounds(text: str, start: int, end: int) -> tuple[int, int]:
-    left = 0
-    for m in _CLAUSE_SPLIT.finditer(text, 0, start):
-        left = m.end()
-    m = _CLAUSE_SPLIT.search(text, end)
-    return left, (m.start() if m else len(text))
+    """The clause around ``text[start:end]``: from the end of the last separator ending at or before
+    ``start`` to the start of the first separator starting at or after ``end``. O(log n) a call."""
+    starts, ends = _splits(text)
+    i = bisect_right(ends, start)
+    left = ends[i - 1] if i else 0
+    j = bisect_left(starts, end)
+    return left, (starts[j] if j < len(starts) else len(text))
 
 
 def _clause_around(text: str, start: int, end: int) -> str:

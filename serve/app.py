@@ -30,6 +30,7 @@ import asyncio
 import gc
 import logging
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -50,6 +51,8 @@ from serve.metrics import Metrics, MetricsMiddleware
 from serve.middleware import BodyGuard, CatchAll, LoopbackOnly
 from serve.reloads import ReloadCoordinator
 from serve.routes import feedback, health, model, pages, reviews, routing
+from serve.routes.routing import store_routes
+from serve.writer import WriteBehind
 from serve.routes.pages import STATIC_DIR
 from serve.state import ModelHolder
 
@@ -123,7 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise SystemExit(f"error: {exc}") from None
     metrics = Metrics()
     models = ModelHolder(settings)
-    db = Database(settings.database_url, create=False)
+    db = Database(settings.database_url, create=False, timeout_s=settings.db_timeout_s)
+    writer = WriteBehind(partial(store_routes, db), wait_s=settings.db_write_wait_s, max_pending=settings.db_max_pending,
+                         on_error=metrics.db_errors.inc)
     reloads = ReloadCoordinator(models, db, metrics)
     tables = {"ok": False}
 
@@ -138,9 +143,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 problem = f"cannot create tables: {type(exc).__name__}"
         return problem
 
+    async def ensure_tables_bounded() -> str | None:
+        """:func:`ensure_tables`, or why not within the database timeout (a hung server holds a thread, not the caller)."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(run_in_threadpool(ensure_tables))), settings.db_timeout_s + 1)
+        except asyncio.TimeoutError:
+            return f"database did not answer within {settings.db_timeout_s + 1:g} s"
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        problem = await run_in_threadpool(ensure_tables)
+        writer.start()
+        problem = await ensure_tables_bounded()
         if problem:
             logger.error("database not ready; calls are answered but not stored", extra={"fields": {"event": "db_not_ready", "reason": problem}})
         await run_in_threadpool(reloads.start)
@@ -151,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         watcher = asyncio.create_task(reloads.watch(app.state.reload_poll_seconds, before=lambda: tables["ok"] or ensure_tables()))
         yield
         watcher.cancel()
+        await run_in_threadpool(writer.stop)
         db.dispose()
 
     app = FastAPI(
@@ -164,11 +178,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.models = models
     app.state.db = db
-    app.state.ensure_tables = ensure_tables
+    app.state.ensure_tables = ensure_tables_bounded
+    app.state.writer = writer
     app.state.reloads = reloads
     app.state.reload_poll_seconds = RELOAD_POLL_SECONDS
-    app.state.batcher = RouteBatcher()
+    app.state.batcher = RouteBatcher(bulk_cpu_budget_s=settings.batch_cpu_budget_s)
     app.state.stripper = BoilerplateStripper() if settings.strip_boilerplate else None
+    metrics.db_pending.set_function(lambda: writer.pending)
     metrics.degraded.set_function(lambda: 0.0 if models.current is not None and models.current.status == "ok" else 1.0)
 
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -7,6 +7,13 @@ next batch. A fast router (rules, linear model) scores on the event loop; a slow
 a worker thread, so that the server keeps reading requests meanwhile. An idle server routes a lone
 request at once (a batch of one); nothing ever waits on a timer.
 
+Two lanes. **Live** requests (a call-taker's single route, or a batch of at most ``live_max_texts``)
+are batched together as above. **Bulk** requests (a back-office batch) never join them: they are routed
+one request at a time, in chunks of ``bulk_chunk`` texts in a worker thread, so that a live call waits
+for at most the interpreter's switch interval, not for a whole back-office batch; and each bulk request
+has a CPU budget (``bulk_cpu_budget_s``): past it, the request fails with :class:`BudgetExceeded` (the
+API answers 503: nothing was stored, the client splits the batch and retries).
+
 Each request routes with the router it took when it started, so a hot reload never mixes models
 inside a request. If the model fails on a batch of several texts, each text is routed again on its
 own, so only a text the model really fails on falls back to the rules.
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -43,6 +51,17 @@ def route_texts(router: Router, texts: Sequence[str]) -> list[Decision]:
     return decisions
 
 
+class BudgetExceeded(RuntimeError):
+    """A bulk request used more CPU time than its budget; the message says how much of it was done."""
+
+
+def _timed(router: Router, texts: Sequence[str]) -> tuple[list[Decision], float]:
+    """:func:`route_texts` and the CPU seconds this thread spent on it."""
+    t0 = time.thread_time()
+    out = route_texts(router, texts)
+    return out, time.thread_time() - t0
+
+
 @dataclass
 class _Job:
     router: Router
@@ -63,25 +82,56 @@ class RouteBatcher:
         costs more CPU than that under load. A slow model (the transformer) always routes in a
         worker thread so the server keeps accepting requests meanwhile.
     inline_max_texts : int, default 32
-        Largest batch routed on the event loop (~10 ms of a fast router); a larger one (a back-office
-        batch request) goes to a worker thread so it does not hold up live calls.
+        Largest batch routed on the event loop (~10 ms of a fast router); a larger one goes to a
+        worker thread so it does not hold up live calls.
+    live_max_texts : int, default 4
+        A request with more texts than this is a bulk request (its own lane, below).
+    bulk_chunk : int, default 16
+        Texts routed at a time for a bulk request.
+    bulk_cpu_budget_s : float or None, default None
+        CPU seconds a bulk request may use; None: no limit.
     """
 
-    def __init__(self, max_texts: int = 64, inline_when_fast: bool = True, inline_max_texts: int = 32):
+    def __init__(self, max_texts: int = 64, inline_when_fast: bool = True, inline_max_texts: int = 32,
+                 live_max_texts: int = 4, bulk_chunk: int = 16, bulk_cpu_budget_s: float | None = None):
         self.max_texts = max_texts
         self.inline_when_fast = inline_when_fast
         self.inline_max_texts = inline_max_texts
+        self.live_max_texts = live_max_texts
+        self.bulk_chunk = bulk_chunk
+        self.bulk_cpu_budget_s = bulk_cpu_budget_s
         self._pending: list[_Job] = []
         self._task: asyncio.Task | None = None
+        self._bulk_lock: asyncio.Lock | None = None
         self.batches = 0
 
     async def route(self, router: Router, texts: Sequence[str]) -> list[Decision]:
-        """Route ``texts`` with ``router``; returns one decision per text, in order."""
+        """Route ``texts`` with ``router``; returns one decision per text, in order. Raises
+        :class:`BudgetExceeded` when a bulk request goes over its CPU budget."""
+        if len(texts) > self.live_max_texts:
+            return await self._route_bulk(router, list(texts))
         fut = asyncio.get_running_loop().create_future()
         self._pending.append(_Job(router, list(texts), fut))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
         return await fut
+
+    async def _route_bulk(self, router: Router, texts: list[str]) -> list[Decision]:
+        """One bulk request at a time, chunk by chunk in a worker thread, within its CPU budget."""
+        if self._bulk_lock is None:
+            self._bulk_lock = asyncio.Lock()
+        async with self._bulk_lock:
+            out: list[Decision] = []
+            spent = 0.0
+            for i in range(0, len(texts), self.bulk_chunk):
+                part, cpu = await anyio.to_thread.run_sync(_timed, router, texts[i : i + self.bulk_chunk])
+                out.extend(part)
+                spent += cpu
+                self.batches += 1
+                if self.bulk_cpu_budget_s is not None and spent > self.bulk_cpu_budget_s and len(out) < len(texts):
+                    raise BudgetExceeded(f"the batch used {spent:.1f} s of CPU after {len(out)} of {len(texts)} texts, over its budget of "
+                                         f"{self.bulk_cpu_budget_s:g} s (HOTLINE_BATCH_CPU_BUDGET_S): nothing was stored; send smaller batches")
+            return out
 
     def _take(self) -> list[_Job]:
         jobs, n = [], 0

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     rules_path: Path | None = Field(None, description="Rules file; default: the shipped model/defaults/rules.yaml")
     taxonomy_path: Path | None = Field(None, description="Taxonomy file used when no model is loaded")
     database_url: str = Field("sqlite:///hotline.db", description="SQLAlchemy URL: SQLite file by default, postgresql://… for PostgreSQL")
+    db_timeout_s: float = Field(3.0, gt=0, description="Connect timeout, and the bound on a statement or a dead connection, in seconds (PostgreSQL; SQLite: lock wait)")
+    db_write_wait_s: float = Field(0.5, ge=0, description="Longest a route request waits for its write; the write still happens later if the database is slow")
+    db_max_pending: int = Field(50_000, gt=0, description="Most routed calls waiting to be written while the database is down")
     review_threshold: float | None = Field(None, description="Override the model's stored review threshold")
     review_budget: float | None = Field(None, ge=0, le=1, description="At most this share of calls to review (e.g. 0.15): lowers the model's review threshold to the budget's, from the model's validation confidences")
     channel_110_threshold: float | None = Field(None, description="Override the model's stored P(110) threshold")
@@ -31,6 +34,7 @@ class Settings(BaseSettings):
     promote_min_macro_f1_delta: float = Field(0.0, description="`hotline promote`: smallest allowed change of department macro-F1, challenger − champion")
     max_text_chars: int = Field(2000, description="Longest call summary accepted")
     max_batch: int = Field(256, description="Most texts in one batch request")
+    batch_cpu_budget_s: float = Field(30.0, gt=0, description="CPU seconds one batch request may use before it is refused (503, nothing stored); single routes never wait for batches")
     api_keys: str = Field("", description='"key1:call_taker,key2:supervisor,key3:admin"; empty: auth off (loopback only)')
     host: str = "127.0.0.1"
     port: int = 8000

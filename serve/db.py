@@ -157,9 +157,9 @@ class Database:
         Create missing tables (existing ones are left as they are).
     """
 
-    def __init__(self, url: str, create: bool = True):
+    def __init__(self, url: str, create: bool = True, timeout_s: float = 3.0):
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, timeout_s)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         if create:
             self.create_tables()
@@ -198,14 +198,23 @@ class Database:
         self.engine.dispose()
 
 
-def make_engine(url: str) -> Engine:
-    """Engine with sensible settings per backend (SQLite: WAL, busy timeout, threads allowed)."""
+def make_engine(url: str, timeout_s: float = 3.0) -> Engine:
+    """Engine with sensible settings per backend (SQLite: WAL, busy timeout, threads allowed).
+
+    Nothing here waits longer than about ``timeout_s`` on a database that does not answer: PostgreSQL
+    gets a connect timeout, a server-side statement timeout and TCP keepalive / user timeouts (a server
+    that accepts the connection and then hangs is cut off), the pool a checkout timeout; SQLite a lock
+    wait. Creating the engine never connects: an unreachable database or a SQLite folder that can't be
+    created shows in :meth:`Database.ping`, not as a crash."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         memory = u.database in (None, "", ":memory:")
         if not memory:
-            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        kw: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+            try:
+                Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                logger.error("cannot create the folder of the SQLite file: %s", exc.strerror)
+        kw: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": timeout_s}}
         if memory:
             kw["poolclass"] = StaticPool  # one shared connection, or every session would see an empty database
         engine = create_engine(u, **kw)
@@ -216,13 +225,22 @@ def make_engine(url: str) -> Engine:
             if not memory:
                 cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable against a process crash
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
             cur.close()
 
         return engine
     if u.drivername == "postgresql":
         u = u.set(drivername=_postgres_driver())
-    return create_engine(u, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args: dict[str, Any] = {}
+    if u.get_backend_name() == "postgresql":
+        ms = int(timeout_s * 1000)
+        connect_args = {
+            "connect_timeout": max(1, round(timeout_s)),
+            "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
+            "keepalives": 1, "keepalives_idle": max(1, round(timeout_s)), "keepalives_interval": 1, "keepalives_count": 2,
+            "tcp_user_timeout": ms,
+        }
+    return create_engine(u, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=timeout_s, connect_args=connect_args)
 
 
 def _postgres_driver() -> str:

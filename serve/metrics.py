@@ -45,7 +45,8 @@ class Metrics:
         self.degraded = Gauge("hotline_model_degraded", "1 while serving rules only", registry=r)
         self.reloads = Counter("hotline_model_reloads", "Model reloads", ["result"], registry=r)
         self.review_items = Counter("hotline_review_items", "Items enqueued for supervisor review", ["trigger"], registry=r)
-        self.db_errors = Counter("hotline_db_errors", "Failed database writes", registry=r)
+        self.db_errors = Counter("hotline_db_errors", "Routed calls answered but not stored (refused, or the write queue full)", registry=r)
+        self.db_pending = Gauge("hotline_db_write_pending", "Routed calls waiting to be written (the database slow or down)", registry=r)
         self._n_routes = 0
         self._n_review = 0
 

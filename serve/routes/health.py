@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from serve.deps import DatabaseDep, MetricsDep
 from serve.schemas import Health, Ready
@@ -29,7 +28,7 @@ async def health(request: Request) -> Health:
 async def ready(request: Request, db: DatabaseDep):
     if request.app.state.models.current is None:
         return JSONResponse(Ready(ready=False, reason="starting: no router loaded yet").model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
-    problem = await run_in_threadpool(request.app.state.ensure_tables)
+    problem = await request.app.state.ensure_tables()  # bounded: a hung database gives 503 in seconds
     if problem:
         return JSONResponse(Ready(ready=False, reason=problem).model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
     return Ready(ready=True)

@@ -1,8 +1,10 @@
 """``POST /v1/route`` and ``POST /v1/route/batch``: route call summaries (role call_taker).
 
 A final routing (``preview`` false) is stored when it has a ``call_id`` (so feedback can refer to
-it) or needs supervisor review; storing happens before the answer is sent, in one transaction. If
-the database fails, the call is still answered (``queued_for_review`` false, counted in /metrics).
+it) or needs supervisor review. Storing goes through the write-behind queue (:mod:`serve.writer`):
+the answer waits for it at most ``HOTLINE_DB_WRITE_WAIT_S``, so a slow or hung database never holds a
+call; the write still happens when the database answers. If the queue is full, the call is still
+answered (``queued_for_review`` false, counted in /metrics).
 """
 from __future__ import annotations
 
@@ -11,13 +13,12 @@ import time
 
 from fastapi import APIRouter, HTTPException, Request, status
 from sqlalchemy.exc import IntegrityError
-from starlette.concurrency import run_in_threadpool
 
 from data.cleaning import normalize_text
 from data.masking import mask_pii
 from model.router import Decision
 from serve.advice import to_response
-from serve.batching import fell_back
+from serve.batching import BudgetExceeded, fell_back
 from serve.deps import Routing, RoutingDep
 from serve.schemas import BatchRequest, BatchResponse, ErrorOut, RouteRequest, RouteResponse
 from serve.store import RoutedText, record_routes, review_trigger
@@ -32,6 +33,7 @@ ERRORS = {
     413: {"model": ErrorOut, "description": "Body or batch too large"},
     415: {"model": ErrorOut, "description": "Not Content-Type: application/json"},
     422: {"model": ErrorOut, "description": "Invalid fields (empty or too long text, wrong types, unknown fields)"},
+    503: {"model": ErrorOut, "description": "A batch went over its CPU budget (nothing stored: send smaller batches)"},
 }
 
 
@@ -43,7 +45,8 @@ def check_length(text: str, limit: int, where: str) -> None:
         )
 
 
-def _store(db, items: list[RoutedText]) -> list[int | None]:
+def store_routes(db, items: list[RoutedText]) -> list[int | None]:
+    """Write routed calls in one transaction (the write-behind queue's store function)."""
     for attempt in range(2):
         try:
             with db.session() as s:
@@ -59,7 +62,10 @@ async def route_requests(request: Request, reqs: list[RouteRequest], ctx: Routin
     router, db, metrics = ctx.router, ctx.db, ctx.metrics
     stripper = request.app.state.stripper
     texts = [stripper(r.text) if stripper else r.text for r in reqs]
-    decisions: list[Decision] = await request.app.state.batcher.route(router, texts)
+    try:
+        decisions: list[Decision] = await request.app.state.batcher.route(router, texts)
+    except BudgetExceeded as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "1"}) from None
     metrics.observe_decisions(decisions, sum(fell_back(router, d) for d in decisions))
 
     queued: list[int | None] = [None] * len(reqs)
@@ -67,15 +73,16 @@ async def route_requests(request: Request, reqs: list[RouteRequest], ctx: Routin
     if keep:
         items = [RoutedText(normalize_text(texts[i]), decisions[i], reqs[i].call_id, reqs[i].received_on) for i in keep]
         try:
-            ids = await run_in_threadpool(_store, db, items)
-        except Exception:
+            ids = await request.app.state.writer.submit(items)
+        except Exception as exc:  # queue full, or the database refused this lone item: answered anyway
             metrics.db_errors.inc()
-            logger.exception("could not store %d routed calls; answered anyway", len(items))
+            logger.error("could not store %d routed calls (%s); answered anyway", len(items), type(exc).__name__)
         else:
-            for i, rid in zip(keep, ids):
-                queued[i] = rid
-                if rid is not None:
-                    metrics.review_items.labels(review_trigger(decisions[i])).inc()
+            for i, rid in zip(keep, ids or [None] * len(keep)):
+                trigger = review_trigger(decisions[i])
+                queued[i] = rid if ids is not None else (-1 if trigger else None)  # -1: queued, the write still pending
+                if trigger and (rid is not None or ids is None):
+                    metrics.review_items.labels(trigger).inc()
 
     latency_ms = (time.perf_counter() - request.state.t0) * 1000
     names = router.taxonomy.channels

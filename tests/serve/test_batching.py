@@ -45,3 +45,28 @@ def test_a_slow_router_always_routes_in_a_worker_thread():
     slow = SpyRouter(fast=False)
     _route(slow, [["有人拿刀砍人"]], RouteBatcher())
     assert slow.threads and slow.threads[0] != "MainThread"
+
+
+def test_a_bulk_request_is_routed_in_chunks_in_a_thread_and_never_joins_live_calls():
+    spy = SpyRouter(fast=True)
+    out = _route(spy, [["有人拿刀砍人"], ["家里停水了"] * 40], RouteBatcher(live_max_texts=4, bulk_chunk=16))
+    assert out[0][0].channel == "110" and len(out[1]) == 40
+    assert spy.threads.count("MainThread") == 1  # the live call, alone
+    assert len([t for t in spy.threads if t != "MainThread"]) == 3  # 40 texts in chunks of 16
+
+
+def test_a_bulk_request_over_its_cpu_budget_fails_and_says_what_to_do():
+    import pytest
+
+    from serve.batching import BudgetExceeded
+
+    class Slow(SpyRouter):
+        def route_batch(self, texts):
+            t0 = __import__("time").thread_time()
+            while __import__("time").thread_time() - t0 < 0.02:  # 20 ms of CPU a chunk
+                pass
+            return super().route_batch(texts)
+
+    with pytest.raises(BudgetExceeded, match="over its budget") as e:
+        _route(Slow(fast=True), [["家里停水了"] * 40], RouteBatcher(bulk_chunk=8, bulk_cpu_budget_s=0.03))
+    assert "nothing was stored" in str(e.value)
