@@ -290,8 +290,21 @@ def labelled_rows(session: Session) -> list[dict[str, Any]]:
     return rows
 
 
+_FORMULA_START = tuple("=+-@\t\r＝＋－＠")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell that a spreadsheet will not run as a formula: text starting (after any spaces) with
+    ``= + - @``, their full-width forms, a tab or a carriage return gets a leading apostrophe, as
+    OWASP advises for CSV injection. Other values are returned as they are."""
+    if isinstance(value, str) and value.lstrip(" \u3000").startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_labelled_rows(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """Write rows as JSONL (``.jsonl``) or CSV (``.csv``, UTF-8 with BOM for Excel) by the suffix.
+    """Write rows as JSONL (``.jsonl``) or CSV (``.csv``, UTF-8 with BOM for Excel, cells made safe from
+    formula injection by :func:`spreadsheet_safe`) by the suffix.
 
     Raises ``ValueError`` for any other suffix.
     """
@@ -309,5 +322,5 @@ def write_labelled_rows(rows: list[dict[str, Any]], path: str | Path) -> Path:
         with open(path, "w", encoding="utf-8-sig", newline="") as f:
             w = csv.DictWriter(f, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
             w.writeheader()
-            w.writerows({k: ("" if row.get(k) is None else row[k]) for k in EXPORT_COLUMNS} for row in plain)
+            w.writerows({k: ("" if row.get(k) is None else spreadsheet_safe(row[k])) for k in EXPORT_COLUMNS} for row in plain)
     return path

@@ -11,7 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+import unicodedata
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 Channel = Literal["110", "12345"]
 Source = Literal["model", "rules", "override"]
@@ -24,7 +26,16 @@ def _channel_str(v: Any) -> Any:
 
 
 ChannelIn = Annotated[Channel, BeforeValidator(_channel_str)]
-CallId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$", description="The call-taking system's id for this call")]
+def _not_personal(v: str) -> str:
+    from data.masking import looks_personal
+
+    if looks_personal(v):
+        raise ValueError("looks like a phone, ID or card number: use the call-taking system's own id, never the caller's data")
+    return v
+
+
+CallId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$", description="The call-taking system's id for this call (never a phone or ID number)"),
+                   AfterValidator(_not_personal)]
 
 
 def _not_blank(v: str) -> str:
@@ -33,8 +44,40 @@ def _not_blank(v: str) -> str:
     return v
 
 
+def safe_str(v: Any) -> Any:
+    """Refuse what no database stores and no reader sees: NUL and other C0 control characters (tab and
+    newlines are fine) and unpaired surrogates (invalid Unicode). Other values pass through."""
+    if not isinstance(v, str):
+        return v
+    for ch in v:
+        o = ord(ch)
+        if 0xD800 <= o <= 0xDFFF:
+            raise ValueError("contains an unpaired surrogate (invalid Unicode): send UTF-8 text")
+        if o < 32 and ch not in "\t\n\r" or o == 0x7F:
+            raise ValueError(f"contains the control character U+{o:04X}")
+    return v
+
+
+def has_content(v: str) -> str:
+    """A summary needs at least one letter or digit: zero-width characters, marks, a BOM or
+    punctuation alone are not a call."""
+    if not any(unicodedata.category(ch)[0] in "LN" for ch in v):
+        raise ValueError("has no letters or digits (only spaces, punctuation or invisible characters)")
+    return v
+
+
+SafeStr = Annotated[str, AfterValidator(safe_str)]
+
+
 class _In(BaseModel):
+    """Every request model: unknown fields refused, every string checked by :func:`safe_str`."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _safe(cls, v: Any) -> Any:
+        return safe_str(v)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -54,6 +97,7 @@ class RouteRequest(_In):
     preview: bool = Field(False, description="A draft while the call-taker types: route only, store nothing, queue nothing")
 
     _text_ok = field_validator("text")(_not_blank)
+    _text_content = field_validator("text")(has_content)
 
 
 class BatchRequest(_In):

@@ -120,7 +120,7 @@ def record_feedback(
             raise UnknownCall(call_id)
         agrees = call.channel == final_channel and call.department == final_department
         fb = Feedback(
-            call_id=call_id, final_channel=final_channel, final_department=final_department, operator=operator,
+            call_id=call_id, final_channel=final_channel, final_department=final_department, operator=mask_pii(operator) if operator else None,
             text_masked=call.text_masked, suggested_channel=call.channel, suggested_department=call.department,
             suggested_confidence=call.confidence, model_version=call.model_version, agrees=agrees,
         )
@@ -132,7 +132,7 @@ def record_feedback(
                 confidence=call.confidence, channel_confidence=call.channel_confidence, source=call.source, danger=call.danger,
                 model_department=call.model_department, alternatives=call.alternatives, reasons=call.reasons,
                 model_version=call.model_version, feedback_channel=final_channel, feedback_department=final_department,
-                operator=operator, status=PENDING,
+                operator=mask_pii(operator) if operator else None, status=PENDING,
             )
             session.add(item)
             session.flush()

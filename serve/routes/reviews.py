@@ -23,9 +23,10 @@ import logging
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy.exc import SQLAlchemyError
 
+from data.masking import mask_pii
 from data.taxonomy import Taxonomy
 from serve.auth import Principal
 from serve.db import ReviewItem
@@ -42,9 +43,11 @@ from serve.schemas import (
     ReviewList,
     ReviewOut,
     ReviewStatsOut,
+    SafeStr,
 )
 
 logger = logging.getLogger(__name__)
+MAX_ID = 2**31 - 1  # the id columns are 32-bit integers on PostgreSQL: a larger id or offset is a 422, not a 500
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
 
 ERRORS = {
@@ -90,7 +93,7 @@ def decided_by(principal: Principal, operator: str | None) -> str:
     'anonymous (auth off)'
     """
     who = f"{principal.role} {principal.key_id}" if principal.role else "anonymous (auth off)"
-    return f"{operator.strip()} {who}" if operator and operator.strip() else who
+    return f"{mask_pii(operator.strip())} {who}" if operator and operator.strip() else who
 
 
 @router.get("", response_model=ReviewList, responses={422: {"model": ErrorOut}, **ERRORS}, summary="The review queue, least confident first")
@@ -101,14 +104,14 @@ def reviews(
     metrics: MetricsDep,
     status_: Annotated[Literal["pending", "decided", "all"], Query(alias="status", description="pending (default), decided or all")] = "pending",
     channel: Annotated[Literal["110", "12345"] | None, Query(description="Suggested channel")] = None,
-    department: Annotated[str | None, Query(max_length=128, description="Suggested department code")] = None,
+    department: Annotated[SafeStr | None, Query(max_length=128, description="Suggested department code")] = None,
     trigger: Annotated[Literal["needs_review", "override", "feedback"] | None, Query()] = None,
     min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
     created_from: Annotated[datetime | None, Query(description="Inclusive, ISO 8601 (naive = UTC)")] = None,
     created_to: Annotated[datetime | None, Query(description="Exclusive, ISO 8601 (naive = UTC)")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> ReviewList:
     """Example: ``GET /v1/reviews?status=pending&channel=110&max_confidence=0.5&limit=20``."""
     if min_confidence is not None and max_confidence is not None and min_confidence > max_confidence:
@@ -147,7 +150,7 @@ def stats(_: SupervisorDep, db: DbDep, router_: RouterDep, metrics: MetricsDep) 
 
 
 @router.get("/{review_id}", response_model=ReviewOut, responses={404: {"model": ErrorOut}, **ERRORS}, summary="One review item")
-def review(review_id: int, _: SupervisorDep, db: DbDep, router_: RouterDep, metrics: MetricsDep) -> ReviewOut:
+def review(review_id: Annotated[int, Path(ge=1, le=MAX_ID)], _: SupervisorDep, db: DbDep, router_: RouterDep, metrics: MetricsDep) -> ReviewOut:
     try:
         item = db.get(ReviewItem, review_id)
     except SQLAlchemyError:
@@ -163,7 +166,7 @@ def review(review_id: int, _: SupervisorDep, db: DbDep, router_: RouterDep, metr
     responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut, "description": "Already decided; send reopen: true to change it"}, 422: {"model": ErrorOut}, **ERRORS},
     summary="Confirm or correct a review item",
 )
-def decide(review_id: int, body: ReviewDecisionRequest, principal: SupervisorDep, db: DbDep, router_: RouterDep, metrics: MetricsDep) -> ReviewDecisionResponse:
+def decide(review_id: Annotated[int, Path(ge=1, le=MAX_ID)], body: ReviewDecisionRequest, principal: SupervisorDep, db: DbDep, router_: RouterDep, metrics: MetricsDep) -> ReviewDecisionResponse:
     """Example: ``{"decision": "correct", "department": "utilities", "comment": "停水属于供水"}``."""
     tax = router_.taxonomy
     channel, department = body.channel, body.department

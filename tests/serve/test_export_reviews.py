@@ -130,3 +130,19 @@ def test_export_errors_are_one_line(tmp_path):
     assert r.exit_code == 2 and "cannot read the review queue" in r.stderr and not (tmp_path / "x.jsonl").exists()
     r = run_cli("export-reviews", "--help")
     assert r.exit_code == 0 and "--database-url" in r.stdout
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(tmp_path):
+    import csv as _csv
+
+    from serve.reviews_store import spreadsheet_safe, write_labelled_rows
+
+    evil = ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "＝1+1", "\t=1+1", "  =1+1", "\r=1"]
+    for v in evil:
+        assert spreadsheet_safe(v).startswith("'"), v
+    assert spreadsheet_safe("家里停水了") == "家里停水了" and spreadsheet_safe(3) == 3
+    rows = [{"text": v, "department": "utilities", "channel": "12345", "source": "review"} for v in evil]
+    out = write_labelled_rows(rows, tmp_path / "x.csv")
+    with open(out, encoding="utf-8-sig", newline="") as f:
+        cells = [r["text"] for r in _csv.DictReader(f)]
+    assert cells == ["'" + v for v in evil]
