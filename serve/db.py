@@ -236,7 +236,8 @@ def make_engine(url: str, timeout_s: float = 3.0) -> Engine:
         ms = int(timeout_s * 1000)
         connect_args = {
             "connect_timeout": max(1, round(timeout_s)),
-            "options": f"-c statement_timeout={ms} -c lock_timeout={ms}",
+            # the URL's own options (e.g. -csearch_path=…) are kept: connect_args would replace them
+            "options": " ".join(filter(None, [str(u.query.get("options") or ""), f"-c statement_timeout={ms} -c lock_timeout={ms}"])),
             "keepalives": 1, "keepalives_idle": max(1, round(timeout_s)), "keepalives_interval": 1, "keepalives_count": 2,
             "tcp_user_timeout": ms,
         }

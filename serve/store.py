@@ -113,11 +113,27 @@ def record_feedback(
     session: Session, *, call_id: str, final_channel: str, final_department: str, operator: str | None = None
 ) -> tuple[Feedback, int | None]:
     """Store what the call-taker did with ``call_id``; enqueue a review item when it contradicts the
-    suggestion. Returns (feedback row, review item id or None). Raises :class:`UnknownCall`."""
+    suggestion. Returns (feedback row, review item id or None). Raises :class:`UnknownCall`.
+
+    Idempotent per call: the same decision sent again for the same routing (a client retrying after a
+    503 or a timeout) returns the stored row and its review item instead of adding new ones."""
     with session.begin():
         call = session.get(RoutedCall, call_id)
         if call is None:
             raise UnknownCall(call_id)
+        same = session.scalars(
+            select(Feedback).where(Feedback.call_id == call_id, Feedback.final_channel == final_channel,
+                                   Feedback.final_department == final_department, Feedback.suggested_department == call.department,
+                                   Feedback.created_at >= call.updated_at).order_by(Feedback.id.desc())
+        ).first()
+        if same is not None:
+            item = session.scalars(
+                select(ReviewItem.id).where(ReviewItem.call_id == call_id, ReviewItem.trigger == "feedback",
+                                            ReviewItem.feedback_channel == final_channel, ReviewItem.feedback_department == final_department)
+                .order_by(ReviewItem.id.desc())
+            ).first()
+            same.repeated = True
+            return same, item
         agrees = call.channel == final_channel and call.department == final_department
         fb = Feedback(
             call_id=call_id, final_channel=final_channel, final_department=final_department, operator=mask_pii(operator) if operator else None,

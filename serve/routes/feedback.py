@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Response, status
 from sqlalchemy.exc import SQLAlchemyError
 
 from serve.deps import CallTakerDep, DbDep, MetricsDep, RouterDep
@@ -25,10 +25,11 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
     responses={404: {"model": ErrorOut, "description": "call_id was never routed"}, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
     summary="Record what the call-taker did",
 )
-def feedback(body: FeedbackRequest, principal: CallTakerDep, db: DbDep, router_: RouterDep, metrics: MetricsDep) -> FeedbackResponse:
+def feedback(body: FeedbackRequest, principal: CallTakerDep, db: DbDep, router_: RouterDep, metrics: MetricsDep, response: Response) -> FeedbackResponse:
     """Example: ``{"call_id": "C20261124-0001", "final_channel": "110", "final_department": "police_criminal"}``.
 
-    The call must have been routed before with this ``call_id`` (and ``preview`` false)."""
+    The call must have been routed before with this ``call_id`` (and ``preview`` false). Sending the
+    same decision again for the same routing is safe: the stored one is returned (200, same id)."""
     tax = router_.taxonomy
     if body.final_department not in tax:
         raise HTTPException(
@@ -49,7 +50,9 @@ def feedback(body: FeedbackRequest, principal: CallTakerDep, db: DbDep, router_:
         metrics.db_errors.inc()
         logger.exception("could not store feedback")
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "database unavailable: feedback not stored, please retry") from None
-    if review_id is not None:
+    if getattr(fb, "repeated", False):
+        response.status_code = status.HTTP_200_OK
+    elif review_id is not None:
         metrics.review_items.labels("feedback").inc()
     logger.info(
         "feedback",

@@ -61,3 +61,20 @@ def test_an_operator_is_stored_masked(server):
 
     with server.app.state.db.session() as s:
         assert s.query(Feedback).filter_by(call_id="edge-op").one().operator == "[手机号]"
+
+
+@pytest.mark.postgres
+def test_on_postgresql_nul_and_surrogates_are_refused_before_the_database(pg_schema, start_server, tiny_model_dir):
+    _, url = pg_schema
+    srv = start_server(model_dir=tiny_model_dir, database_url=url)
+    try:
+        assert raw_post(srv, "/v1/route", '{"text": "家里停水了\\u0000", "call_id": "pg-nul"}').status_code == 422
+        assert raw_post(srv, "/v1/route", '{"text": "家里停水了\\ud800", "call_id": "pg-sur"}').status_code == 422
+        ok = srv.client.post("/v1/route", json={"text": "家里停水了", "call_id": "pg-ok"})
+        assert ok.status_code == 200
+        fb = raw_post(srv, "/v1/feedback", '{"call_id": "pg-ok", "final_channel": "110", "final_department": "police_criminal", "operator": "A\\u0000"}')
+        assert fb.status_code == 422 and "operator" in fb.json()["detail"]
+        assert srv.client.get("/v1/reviews?department=a%00b").status_code == 422
+        assert srv.client.get("/v1/reviews").status_code == 200
+    finally:
+        srv.stop()

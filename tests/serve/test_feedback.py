@@ -53,3 +53,16 @@ def test_feedback_follows_the_latest_final_routing(server):
     d2 = _route(server, TINY["police_criminal"][0], "fb-twice")  # the call-taker re-routed the same call
     r = server.client.post("/v1/feedback", json={"call_id": "fb-twice", "final_channel": d2["channel"], "final_department": d2["department"]})
     assert r.json()["agrees_with_suggestion"]
+
+
+def test_the_same_feedback_sent_again_is_stored_once(server):
+    server.client.post("/v1/route", json={"text": "家里停水了", "call_id": "fb-idem"})
+    body = {"call_id": "fb-idem", "final_channel": "110", "final_department": "police_criminal"}
+    first = server.client.post("/v1/feedback", json=body)
+    assert first.status_code == 201 and first.json()["queued_for_review"]
+    before = server.counts()
+    again = [server.client.post("/v1/feedback", json=body) for _ in range(4)]
+    assert all(r.status_code == 200 and r.json()["id"] == first.json()["id"] and r.json()["review_id"] == first.json()["review_id"] for r in again)
+    assert server.counts() == before
+    other = server.client.post("/v1/feedback", json={**body, "final_department": "police_public_order"})
+    assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
