@@ -65,7 +65,10 @@ def read_pointer(registry: str | Path, pointer: str) -> str | None:
     path = Path(registry) / pointer
     if not path.exists():
         return None
-    return path.read_text(encoding="utf-8").strip() or None
+    name = path.read_text(encoding="utf-8").strip() or None
+    if name is not None and (name in (".", "..") or "/" in name or "\\" in name or "\x00" in name):
+        raise RegistryError(f"{pointer} names {name!r}, which is not a folder of the registry: a pointer holds one folder name, never a path")
+    return name
 
 
 def _write_pointer(path: Path, value: str) -> None:

@@ -48,7 +48,7 @@ from serve.config import Settings, get_settings, settings_error
 from serve.db import Database
 from serve.logs import configure_logging
 from serve.metrics import Metrics, MetricsMiddleware
-from serve.middleware import BodyGuard, CatchAll, LoopbackOnly
+from serve.middleware import BodyGuard, CatchAll, LoopbackOnly, SecurityHeaders
 from serve.reloads import ReloadCoordinator
 from serve.routes import feedback, health, model, pages, reviews, routing
 from serve.routes.routing import store_routes
@@ -105,6 +105,23 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     return JSONResponse({"detail": str(exc.detail)}, exc.status_code, headers=getattr(exc, "headers", None))
+
+
+def _local_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) with its scripts from the ``swagger-ui-bundle`` package, never a CDN;
+    without the package, no ``/docs`` (``/openapi.json`` stays)."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="hotline-router API", swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css", swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -172,7 +189,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Route Chinese hotline call summaries to 110 or 12345 and a department.",
         lifespan=lifespan,
+        docs_url=None,  # served below from local assets: a call centre's browser need not reach a CDN
+        redoc_url=None,
     )
+    _local_docs(app)
     app.state.settings = settings
     app.state.keys = keys
     app.state.metrics = metrics
@@ -191,8 +211,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # Outermost last: metrics see every request, including those the body guard refuses and the 500s.
     app.add_middleware(CatchAll)
-    app.add_middleware(BodyGuard, max_bytes=settings.max_batch * (settings.max_text_chars * 6 + 512) + 4096)
+    app.add_middleware(BodyGuard, max_bytes=settings.max_batch * (settings.max_text_chars * 6 + 512) + 4096, max_items=settings.max_batch)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeaders)
     if not keys.enabled:  # outermost: nothing is answered on a non-loopback socket without keys
         app.add_middleware(LoopbackOnly)
 

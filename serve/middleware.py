@@ -30,10 +30,12 @@ async def _reply(send, status: int, detail: str) -> None:
 class BodyGuard:
     """Pure ASGI middleware; reads the body once, checks it, and replays it to the app."""
 
-    def __init__(self, app, max_bytes: int, prefix: str = "/v1/"):
+    def __init__(self, app, max_bytes: int, prefix: str = "/v1/", max_items: int | None = None, batch_path: str = "/v1/route/batch"):
         self.app = app
         self.max_bytes = max_bytes
         self.prefix = prefix
+        self.max_items = max_items
+        self.batch_path = batch_path
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS or not scope["path"].startswith(self.prefix):
@@ -55,6 +57,10 @@ class BodyGuard:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        # A batch of many tiny items is refused before it is parsed: every item has a "text" key, and
+        # counting the bytes is a thousand times cheaper than validating 246,152 items.
+        if self.max_items is not None and scope["path"] == self.batch_path and (n := body.count(b'"text"')) > self.max_items:
+            return await _reply(send, 413, f"batch has {n} items; the limit is {self.max_items} (HOTLINE_MAX_BATCH)")
         if body.strip():
             ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
             if ctype != b"application/json":
@@ -126,6 +132,9 @@ class LoopbackOnly:
             return await self.app(scope, receive, send)
         server = scope.get("server")
         if server is None or not server[0] or server[0].startswith("/") or is_loopback(server[0]):  # unix sockets are local
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if host and not is_loopback(_host_name(host)):  # DNS rebinding: a page elsewhere naming us by its own name
+                return await _reply(send, 421, "auth is off: this server answers only requests addressed to localhost or 127.0.0.1")
             return await self.app(scope, receive, send)
         if not self._warned:
             self._warned = True
@@ -133,3 +142,41 @@ class LoopbackOnly:
         if scope["type"] == "websocket":
             return await send({"type": "websocket.close", "code": 1008})
         return await _reply(send, 403, "auth is off (no HOTLINE_API_KEYS): this server answers on loopback only")
+
+
+def _host_name(host: str) -> str:
+    """The name part of a Host header (``[::1]:8000`` -> ``::1``, ``127.0.0.1:8000`` -> ``127.0.0.1``)."""
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+_PAGE_CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+# Swagger UI's page starts itself with an inline script; its assets are served from here, never a CDN.
+_DOCS_CSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
+
+
+class SecurityHeaders:
+    """Headers on every answer: no MIME sniffing, no framing (clickjacking), no referrer, a content
+    security policy that allows only this server's own scripts and styles, and ``Cache-Control:
+    no-store`` on API answers (they carry call summaries and decisions)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"),
+                 (b"content-security-policy", (_DOCS_CSP if path.startswith("/docs") else _PAGE_CSP).encode())]
+        if not path.startswith(("/static", "/docs-assets")):
+            extra.append((b"cache-control", b"no-store"))
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [(k, v) for k, v in extra if k not in names]
+            await send(message)
+
+        return await self.app(scope, receive, send_with_headers)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from data.taxonomy import load_taxonomy
 from model.artifacts import ModelLoadError, load_model
-from model.registry import current_model_dir
+from model.registry import RegistryError, current_model_dir
 from model.router import Router
 from model.rules import RuleEngine
 from serve.config import Settings
@@ -80,7 +80,11 @@ class ModelHolder:
         """Load and warm a router for the configured model; never raises for a model problem (rules
         files and taxonomy files that are broken do raise: that is a configuration error)."""
         t0 = time.perf_counter()
-        path = self.resolve_dir()
+        try:
+            path = self.resolve_dir()
+        except RegistryError as exc:
+            logger.error("model registry unusable, serving rules only: %s", exc)
+            return self._rules_only(f"model registry unusable: {exc}; answering with rules only", None, t0)
         if path is None:
             return self._rules_only(
                 f"no model: HOTLINE_MODEL_DIR is not set and the registry {self.settings.registry_dir} has no CURRENT model; answering with rules only",

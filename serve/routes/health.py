@@ -1,6 +1,8 @@
 """``GET /health`` (liveness, ok | degraded), ``GET /ready`` and ``GET /metrics`` (no key needed)."""
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
@@ -8,6 +10,13 @@ from serve.deps import DatabaseDep, MetricsDep
 from serve.schemas import Health, Ready
 
 router = APIRouter(tags=["health"])
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\s\\/:;,'\"()]{1,255}){2,64}")
+
+
+def without_paths(reason: str | None) -> str | None:
+    """``reason`` with every filesystem path cut to its last part: /health is unauthenticated, and the
+    server's folders are nobody's business (the log has them)."""
+    return None if reason is None else _PATH.sub(lambda m: re.split(r"[\\/]", m.group(0))[-1], reason)
 
 
 @router.get("/health", response_model=Health, summary="Liveness; degraded with the reason on rules only")
@@ -18,7 +27,7 @@ async def health(request: Request) -> Health:
     model = served.router.model
     clf = model.classifier if model is not None else None
     return Health(
-        status=served.status, reason=served.reason, model_version=served.version,
+        status=served.status, reason=without_paths(served.reason), model_version=served.version,
         source="model" if model is not None else "rules",
         backend=None if clf is None else getattr(clf, "backend_", getattr(clf, "model_class", "linear")),
     )

@@ -27,7 +27,7 @@ ENDPOINTS = {
     "model": ("GET", "/v1/model", None),
     "reload": ("POST", "/v1/admin/reload", None),
 }
-OK = {"route": 200, "batch": 200, "feedback": 201, "model": 200, "reload": 200}
+OK = {"route": {200}, "batch": {200}, "feedback": {200, 201}, "model": {200}, "reload": {200}}  # feedback: 200 when repeated (idempotent)
 # who may do what: call_taker routes and gives feedback; supervisor too; only admin reloads
 ALLOWED = {
     "call_taker": {"route", "batch", "feedback", "model"},
@@ -54,7 +54,7 @@ def test_auth_matrix(secured, endpoint, who, caplog):
     if who not in ALLOWED:
         assert r.status_code == 401 and r.headers.get("www-authenticate") == "Bearer"
     elif endpoint in ALLOWED[who]:
-        assert r.status_code == OK[endpoint], r.text
+        assert r.status_code in OK[endpoint], r.text
     else:
         assert r.status_code == 403 and who in r.json()["detail"]
     if r.status_code >= 400:
