@@ -26,6 +26,7 @@ desk) when a city's taxonomy has no 110 department at all.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
@@ -46,6 +47,7 @@ RULES_REVIEW_BELOW = 0.6
 SERVICE_DESK_110 = "110"  # the target when danger calls for 110 and the taxonomy has no 110 department
 # Characters that carry no routing meaning on their own: an explanation term made only of these
 # ("了", "把", "有人") is filler, not a reason.
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 FILLER_CHARS = frozenset("的了把有人在是我你他她它们这那就都也还又和与及被给让说个一下吗呢吧啊呀嘛么着过很太要会能可到去来里上中对其称")
 
 
@@ -265,6 +267,8 @@ class Router:
         order = np.argsort(-row)
         source = "model"
         needs_review = confidence < self.review_threshold
+        foreign = not _CJK.search(text)  # no Chinese at all ("qwerty zzz 4"): the model's confidence means nothing
+        needs_review = needs_review or foreign
         verdict = self.assessor(text, matches, p110, self.channel_110)
         if verdict.action == "110_first" and channel != "110":
             source = "override"
@@ -280,6 +284,8 @@ class Router:
             # instead cost the Haikou tickets 16 points of accuracy (bench/README.md, stop 16).
             action = "consult"
             reasons.append(f"是否属于 110 不明确（110 的可能性 {p110:.0%}）：请三方通话确认；仍不明确时由首接方受理")
+        if foreign:
+            reasons.append("摘要中没有中文，模型无法可靠判断，请人工核实")
         if source == "model":
             terms = self._explain(text, department, features)
             reasons.append(f"模型判断为{self._name(department)}（部门置信度 {confidence:.0%}）" + (f"，关键词：{'、'.join(terms)}" if terms else ""))

@@ -73,3 +73,11 @@ def test_low_confidence_goes_to_review_with_rules_opinion(tiny_model_dir):
     router = Router(load_model(tiny_model_dir), review_threshold=1.01)
     d = router.route("小区停电了")
     assert d.needs_review
+
+
+def test_a_text_without_chinese_is_never_accepted_without_review(tiny_model_dir):
+    router = Router(load_model(tiny_model_dir))
+    for text in ["qwerty zzz 4", "asdf", "hello 110"]:
+        d = router.route(text)
+        assert d.needs_review and any("没有中文" in r for r in d.reasons), (text, d)
+    assert not router.route("家里停水了什么时候来水").reasons[0].startswith("摘要中没有中文")
