@@ -26,6 +26,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
 from data.cleaning import normalize_text
+from bench import print_table
 from data.corpus import TEST_PATH, TRAIN_PATH, read_jsonl
 from data.loading import load_records
 from data.taxonomy import Taxonomy
@@ -109,10 +110,7 @@ def main() -> None:
             rows += real_cv(hk, "department", "handled_by_police", args.folds)
         if td.exists():
             rows += real_cv(td, "label", None, args.folds)
-    w = max(len(r[0]) for r in rows)
-    print(f"\n| {'data':{w}s} | measure | value |\n|{'-' * (w + 2)}|---|---|")
-    for a, b, c in rows:
-        print(f"| {a:{w}s} | {b} | {c} |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

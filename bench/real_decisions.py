@@ -32,6 +32,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
+from bench import print_table
 from data.corpus import TEST_PATH, TRAIN_PATH, read_jsonl
 from data.masking import mask_pii
 from model.router import Router
@@ -164,10 +165,7 @@ def main() -> None:
         rows += real_rows("haikou", TrainConfig(data=[str(hk)], out="-", channel_map=str(cmap), strict=False), args.folds, args.out, relaxed=0.9)
     if not args.skip_real and td.exists():
         rows += real_rows("taidi", TrainConfig(data=[str(td)], out="-", label_column="label", strict=False), args.folds, args.out)
-    w = max(len(r[0]) for r in rows)
-    print(f"\n| {'data':{w}s} | measure | value |\n|{'-' * (w + 2)}|---|---|")
-    for a, b, c in rows:
-        print(f"| {a:{w}s} | {b} | {c} |")
+    print_table(rows)
 
 
 if __name__ == "__main__":
