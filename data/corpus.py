@@ -20,6 +20,7 @@ from data.taxonomy import Taxonomy, default_taxonomy
 CORPUS_DIR = Path(__file__).parent / "corpus"
 TRAIN_PATH = CORPUS_DIR / "train.jsonl"
 TEST_PATH = CORPUS_DIR / "test.jsonl"
+HARDSET_DIR = Path(__file__).parent / "hardset"  # blind test files: new training rows may not be their near-duplicates
 FIELDS = ("id", "text", "channel", "department", "source", "style", "hard")
 STYLES = ("third_person", "first_person", "short", "long")
 NEAR_DUPLICATE_JACCARD = 0.5
@@ -123,12 +124,14 @@ def extend_train(
     inputs: list[str | Path],
     out_dir: str | Path = CORPUS_DIR,
     taxonomy: Taxonomy | None = None,
+    hardset_dir: str | Path = HARDSET_DIR,
 ) -> dict:
     """Add authored slices to the training split only; the test split is not touched.
 
     A new row is dropped when its text is an exact duplicate of any row already in the corpus (or of an
-    earlier new row), or when it is a near-duplicate of a *test* row (character 3-gram Jaccard ≥
-    ``NEAR_DUPLICATE_JACCARD``): such a row would put a test text's twin into training. New rows get
+    earlier new row), or when it is a near-duplicate of a *test* row or of a row of the blind hard sets
+    in ``data/hardset/`` (character 3-gram Jaccard ≥ ``NEAR_DUPLICATE_JACCARD``): such a row would put
+    a test text's twin into training. New rows get
     ids after the highest existing one. ``stats.json`` is rewritten with an ``extensions`` entry per
     call (slices, rows added, rows dropped and why).
 
@@ -150,7 +153,9 @@ def extend_train(
             seen.add(key)
             new.append(r)
     near = max_overlap([r["text"] for r in new], [r["text"] for r in test]) if new else np.zeros(0)
-    kept = [r for r, o in zip(new, near) if o < NEAR_DUPLICATE_JACCARD]
+    hard = [json.loads(line)["text"] for p in sorted(Path(hardset_dir).glob("*.jsonl")) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    near_hard = max_overlap([r["text"] for r in new], hard) if new and hard else np.zeros(len(new))
+    kept = [r for r, o, h in zip(new, near, near_hard) if o < NEAR_DUPLICATE_JACCARD and h < NEAR_DUPLICATE_JACCARD]
     start = max(int(r["id"].split("-")[1]) for r in train + test)
     for i, r in enumerate(kept, start=start + 1):
         r["id"] = f"hr-{i:05d}"
@@ -159,7 +164,8 @@ def extend_train(
         "slices": [Path(p).name for p in inputs],
         "rows_added": len(kept),
         "dropped_exact_duplicates": exact,
-        "dropped_near_duplicates_of_test_rows": int(len(new) - len(kept)),
+        "dropped_near_duplicates_of_test_rows": int(np.sum(near >= NEAR_DUPLICATE_JACCARD)),
+        "dropped_near_duplicates_of_hardset_rows": int(np.sum((near_hard >= NEAR_DUPLICATE_JACCARD) & (near < NEAR_DUPLICATE_JACCARD))),
         "added_by_department": dict(sorted(Counter(r["department"] for r in kept).items())),
     }
     old = json.loads((out / "stats.json").read_text(encoding="utf-8")) if (out / "stats.json").exists() else {}

@@ -92,8 +92,11 @@ def test_extend_train_adds_to_train_only_and_drops_test_twins(tmp_path):
         _row(twin, test[0]["department"], test[0]["channel"]),
         _row("钥匙锁屋里了", "convenience", "12345"),  # duplicate within the new slice
     ])
-    entry = extend_train([new], out_dir=tmp_path)
-    assert entry["rows_added"] == 2
+    (tmp_path / "hardset").mkdir()
+    (tmp_path / "hardset" / "blind.jsonl").write_text(json.dumps({"text": "有人在桥上要跳河,快来"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    new = _slice(tmp_path / "s9_short.jsonl", [*read_jsonl(new), _row("有人在桥上要跳河,快来啊", "police_rescue", "110")])  # a hard-set twin
+    entry = extend_train([new], out_dir=tmp_path, hardset_dir=tmp_path / "hardset")
+    assert entry["rows_added"] == 2 and entry["dropped_near_duplicates_of_hardset_rows"] == 1
     assert entry["dropped_exact_duplicates"] == 2 and entry["dropped_near_duplicates_of_test_rows"] == 1
     assert (tmp_path / "test.jsonl").read_bytes() == test_before
     after = read_jsonl(tmp_path / "train.jsonl")
