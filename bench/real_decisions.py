@@ -11,7 +11,7 @@ Rows:
 - Taidi titles (no police class, no channel information): the same accuracy rows.
 - The corpus test split, linear model trained on the training split: 110 recall, channel accuracy, and
   the 110 rows with danger evidence that the router did not send to 110 (listed by id).
-- The blind hard set (data/hardset/near_the_line.jsonl, never trained on): 110 recall, emergencies sent
+- The blind hard sets (data/hardset/*.jsonl, never trained on): 110 recall, emergencies sent
   to 12345 with no flag (neither 110 先行, consult nor review), channel accuracy, errors by family.
 
 The texts that fired "110 先行" on Haikou are written, masked, to ``--out`` for reading (not committed).
@@ -40,7 +40,7 @@ from training.evaluate import cross_validate, route_all
 from training.train import TrainConfig, train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-HARDSET = Path(__file__).resolve().parents[1] / "data" / "hardset" / "near_the_line.jsonl"
+from data.corpus import HARDSET_DIR
 HAIKOU_POLICE = {"公安局": "110", "公安局交通警察支队": "110"}
 # A car move: the caller wants a vehicle's owner found or a vehicle moved.
 CAR_MOVE = re.compile(r"挪车|移车|车主|(车|车辆|机动车|货车|轿车).{0,12}(堵路|堵住|挡住|堵了|堵门)")
@@ -127,17 +127,24 @@ def corpus_and_hardset(out: Path) -> list[tuple]:
         (name, "110 rows with danger evidence that did not reach 110", ", ".join(lost) or "none"),
         (name, "110 rows that did not reach 110", ", ".join(r["id"] for r, d in zip(test, dec) if r["channel"] == "110" and not reaches_110(d)) or "none"),
     ]
-    hard = read_jsonl(HARDSET)
+    for path in sorted(HARDSET_DIR.glob("*.jsonl")):
+        rows += hardset_rows(router, path)
+    return rows
+
+
+def hardset_rows(router: Router, path: Path) -> list[tuple]:
+    """One blind hard-set file routed: recall (sent and reached), channel accuracy, unflagged emergencies, errors by family."""
+    hard = read_jsonl(path)
     dec = route_all(router, [r["text"] for r in hard])
     true110 = np.array([r["channel"] == "110" for r in hard])
     emerg = np.array([r["emergency"] for r in hard])
     pred110 = np.array([d.channel == "110" for d in dec])
     reached = np.array([reaches_110(d) for d in dec])
     unflagged = [r["id"] for r, d in zip(hard, dec) if r["emergency"] and d.channel != "110" and not flagged(d)]
-    name = f"blind hard set ({len(hard)} calls, {int(emerg.sum())} emergencies)"
+    name = f"blind hard set {path.stem} ({len(hard)} calls, {int(emerg.sum())} emergencies)"
     wrong = Counter(r["family"] for r, p in zip(hard, pred110) if p != (r["channel"] == "110"))
     actions = Counter(d.action for d in dec)
-    rows += [
+    return [
         (name, "110 recall: sent / reached (sent or consult); emergencies sent / reached",
          f"{pred110[true110].mean():.3f} / {reached[true110].mean():.3f}; {pred110[emerg].mean():.3f} / {reached[emerg].mean():.3f}"),
         (name, "channel accuracy", f"{np.mean(pred110 == true110):.3f}"),
@@ -146,7 +153,6 @@ def corpus_and_hardset(out: Path) -> list[tuple]:
         (name, "actions: 110 先行 / consult / route", f"{actions['110_first']} / {actions['consult']} / {actions['route']}"),
         (name, "channel errors by family", ", ".join(f"{k} {v}" for k, v in wrong.most_common())),
     ]
-    return rows
 
 
 def main() -> None:

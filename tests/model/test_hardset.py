@@ -7,11 +7,14 @@ from pathlib import Path
 from data.corpus import TEST_PATH, TRAIN_PATH
 from data.taxonomy import default_taxonomy
 
-HARDSET = Path(__file__).resolve().parents[2] / "data" / "hardset" / "near_the_line.jsonl"
+import pytest
+
+from data.corpus import HARDSET_DIR
 
 
-def test_the_hard_set_is_well_formed_and_apart_from_the_corpus():
-    rows = [json.loads(line) for line in HARDSET.read_text(encoding="utf-8").splitlines() if line.strip()]
+@pytest.mark.parametrize("name", ["near_the_line.jsonl", "near_the_line_v2.jsonl"])
+def test_the_hard_set_is_well_formed_and_apart_from_the_corpus(name):
+    rows = [json.loads(line) for line in (HARDSET_DIR / name).read_text(encoding="utf-8").splitlines() if line.strip()]
     tax = default_taxonomy()
     assert len(rows) >= 300 and len({r["id"] for r in rows}) == len(rows)
     for r in rows:
