@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from data.cleaning import dedup_key
 from data.corpus import TEST_PATH, TRAIN_PATH
 from data.taxonomy import default_taxonomy
 
@@ -21,6 +22,6 @@ def test_the_hard_set_is_well_formed_and_apart_from_the_corpus(name):
         assert set(r) == {"id", "text", "channel", "department", "emergency", "family", "slice"}, r["id"]
         assert tax.channel_of(r["department"]) == r["channel"], r["id"]
         assert not (r["emergency"] and r["channel"] != "110"), r["id"]
-    corpus = {json.loads(l)["text"] for p in (TRAIN_PATH, TEST_PATH) for l in p.read_text(encoding="utf-8").splitlines() if l.strip()}
-    assert not corpus & {r["text"] for r in rows}
-    assert sum(r["channel"] == "110" for r in rows) == sum(r["channel"] == "12345" for r in rows)
+    corpus = {dedup_key(json.loads(l)["text"]) for p in (TRAIN_PATH, TEST_PATH) for l in p.read_text(encoding="utf-8").splitlines() if l.strip()}
+    assert not corpus & {dedup_key(r["text"]) for r in rows}
+    assert abs(sum(r["channel"] == "110" for r in rows) - sum(r["channel"] == "12345" for r in rows)) <= 1
