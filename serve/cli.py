@@ -141,7 +141,7 @@ def train(
 @app.command()
 def predict(
     input: Path = typer.Option(..., "--input", help="CSV/JSONL/XLSX with a text column"),
-    output: Path = typer.Option(..., "--output", help="JSONL to write, one object per input row"),
+    output: Path = typer.Option(..., "--output", help="File to write, one row per input row, in the format its suffix names: .jsonl, .csv (UTF-8 with BOM, opens in Excel) or .xlsx"),
     model: Optional[Path] = typer.Option(None, help="Model folder (default: the promoted model)"),
     text_column: str = typer.Option("text"),
     rules_only: bool = typer.Option(False, help="Ignore any model; rules only"),
@@ -154,20 +154,25 @@ def predict(
 
     from data.loading import load_records
 
+    from data.export import check_format, write_table
+
     with _user_errors():
+        check_format(output)  # before any work: a wrong suffix is one line, not a file in another format
         router = _load_router(model, rules_only)
         res = load_records(input, text_column=text_column, label_column=None, strict=not lenient, deduplicate=False)
-        with open(output, "w", encoding="utf-8") as f:
-            for i in tqdm(range(0, len(res.records), batch_size), desc="predict", unit="batch", disable=len(res.records) < 2000):
-                chunk = res.records[i : i + batch_size]
-                for rec, d in zip(chunk, router.route_batch([r.text for r in chunk])):
-                    row = {text_column: rec.text, **{k: v for k, v in rec.extra.items()}}
-                    row.update(
-                        channel=d.channel, department=d.department, department_name=d.department_name, confidence=d.confidence,
-                        needs_review=d.needs_review, source=d.source, alternatives=[a.__dict__ for a in d.alternatives], reasons=d.reasons,
-                        links=d.links, model_version=d.model_version,
-                    )
-                    f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        rows = []
+        for i in tqdm(range(0, len(res.records), batch_size), desc="predict", unit="batch", disable=len(res.records) < 2000):
+            chunk = res.records[i : i + batch_size]
+            for rec, d in zip(chunk, router.route_batch([r.text for r in chunk])):
+                row = {text_column: rec.text, **{k: v for k, v in rec.extra.items()}}
+                row.update(
+                    action=d.action, channel=d.channel, department=d.department, department_name=d.department_name,
+                    confidence=d.confidence, channel_confidence=d.channel_confidence, needs_review=d.needs_review, source=d.source,
+                    danger=d.danger, alternatives=[a.__dict__ for a in d.alternatives], reasons=d.reasons, links=d.links,
+                    model_version=d.model_version,
+                )
+                rows.append(row)
+        write_table(rows, output)
     skipped = f", {len(res.errors)} bad rows skipped" if res.errors else ""
     typer.echo(f"wrote {len(res.records)} decisions to {output}{skipped}")
 

@@ -17,8 +17,6 @@ gets :class:`AlreadyDecided`.
 """
 from __future__ import annotations
 
-import csv
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,6 +26,8 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
+
+from data.export import write_table
 from data.masking import mask_pii
 from serve.db import DECIDED, PENDING, Feedback, ReviewItem
 
@@ -290,37 +290,10 @@ def labelled_rows(session: Session) -> list[dict[str, Any]]:
     return rows
 
 
-_FORMULA_START = tuple("=+-@\t\r＝＋－＠")
-
-
-def spreadsheet_safe(value: Any) -> Any:
-    """A CSV cell that a spreadsheet will not run as a formula: text starting (after any spaces) with
-    ``= + - @``, their full-width forms, a tab or a carriage return gets a leading apostrophe, as
-    OWASP advises for CSV injection. Other values are returned as they are."""
-    if isinstance(value, str) and value.lstrip(" \u3000").startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def write_labelled_rows(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """Write rows as JSONL (``.jsonl``) or CSV (``.csv``, UTF-8 with BOM for Excel, cells made safe from
-    formula injection by :func:`spreadsheet_safe`) by the suffix.
-
-    Raises ``ValueError`` for any other suffix.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".jsonl", ".csv"):
+    """Write rows as JSONL (``.jsonl``) or CSV (``.csv``, UTF-8 with BOM for Excel, cells safe from
+    formula injection) by the suffix (:func:`data.export.write_table`). Raises ``ValueError`` for any
+    other suffix."""
+    if Path(path).suffix.lower() not in (".jsonl", ".csv"):
         raise ValueError(f"{path}: the export format follows the suffix; use .jsonl or .csv")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    plain = [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()} for row in rows]
-    if suffix == ".jsonl":
-        with open(path, "w", encoding="utf-8") as f:
-            for row in plain:
-                f.write(json.dumps({k: row.get(k) for k in EXPORT_COLUMNS}, ensure_ascii=False) + "\n")
-    else:
-        with open(path, "w", encoding="utf-8-sig", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=EXPORT_COLUMNS, extrasaction="ignore")
-            w.writeheader()
-            w.writerows({k: ("" if row.get(k) is None else spreadsheet_safe(row[k])) for k in EXPORT_COLUMNS} for row in plain)
-    return path
+    return write_table(rows, path, columns=EXPORT_COLUMNS)

@@ -114,3 +114,23 @@ def test_corpus_extend_adds_rows_and_names_the_bad_line(workdir, tmp_path):
     write_jsonl(tmp_path / "s_bad.jsonl", good + [{"text": "井盖没了", "channel": "110", "department": "utilities", "style": "short", "hard": True}])
     r = hotline("corpus", "extend", str(tmp_path / "s_bad.jsonl"), "--corpus-dir", str(corpus), cwd=workdir)
     assert r.returncode == 2 and "s_bad.jsonl:2:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_predict_writes_the_format_its_output_suffix_names(workdir):
+    import csv as _csv
+
+    from openpyxl import load_workbook
+
+    write_csv(workdir / "in2.csv", [{"id": "1", "text": "楼道里有人拿刀砍人"}, {"id": "2", "text": "=1+1 家里停水了"}])
+    for suffix in (".csv", ".xlsx", ".jsonl"):
+        r = hotline("predict", "--model", "m", "--input", "in2.csv", "--output", f"routed{suffix}", cwd=workdir)
+        assert r.returncode == 0, r.stderr
+    with open(workdir / "routed.csv", encoding="utf-8-sig", newline="") as f:
+        rows = list(_csv.DictReader(f))
+    assert [r["id"] for r in rows] == ["1", "2"] and rows[0]["action"] == "110_first" and rows[1]["text"].startswith("'=")
+    sheet = load_workbook(workdir / "routed.xlsx").active
+    header = [c.value for c in sheet[1]]
+    assert "action" in header and sheet.cell(2, header.index("channel") + 1).value == "110"
+    assert json.loads((workdir / "routed.jsonl").read_text(encoding="utf-8").splitlines()[0])["action"] == "110_first"
+    r = hotline("predict", "--model", "m", "--input", "in2.csv", "--output", "routed.txt", cwd=workdir)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and ".xlsx" in r.stderr and not (workdir / "routed.txt").exists()

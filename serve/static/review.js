@@ -195,6 +195,9 @@ function renderDetail(it) {
 
   const sel = $("d-target");
   sel.textContent = "";
+  // No department is chosen until the supervisor chooses one: Enter on its own must never save a
+  // correction to whatever happens to be first (that label would flow into retraining).
+  sel.appendChild(new Option("— 按 1–9 或在此选择改判部门 —", ""));
   targets(it).forEach((code, k) => {
     const d = departments.find((x) => x.code === code);
     const label = (k < 9 ? (k + 1) + " · " : "") + deptName(code) + (d ? "（" + d.channel + "）" : "");
@@ -246,6 +249,7 @@ function confirmSuggestion() { decide({ decision: "confirm" }); }
 function saveCorrection() {
   const code = $("d-target").value;
   if (code) decide({ decision: "correct", department: code });
+  else $("action-status").textContent = "请先按 1–9 或在列表中选择改判部门，再按 Enter";
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -312,7 +316,7 @@ function onKey(e) {
   else if (e.key === "c") { e.preventDefault(); confirmSuggestion(); }
   else if (/^[1-9]$/.test(e.key)) {
     const sel = $("d-target");
-    const k = Number(e.key) - 1;
+    const k = Number(e.key);   // option 0 is the "choose" placeholder
     if (k < sel.options.length) { sel.selectedIndex = k; $("action-status").textContent = "改判为：" + sel.options[k].textContent + "（按 Enter 保存）"; }
   }
   else if (e.key === "Enter") { e.preventDefault(); saveCorrection(); }

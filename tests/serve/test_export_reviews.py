@@ -135,7 +135,8 @@ def test_export_errors_are_one_line(tmp_path):
 def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(tmp_path):
     import csv as _csv
 
-    from serve.reviews_store import spreadsheet_safe, write_labelled_rows
+    from data.export import spreadsheet_safe
+    from serve.reviews_store import write_labelled_rows
 
     evil = ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "＝1+1", "\t=1+1", "  =1+1", "\r=1"]
     for v in evil:

@@ -76,10 +76,16 @@ def test_a_supervisor_filters_and_corrects_two_cases(browser, review_server):  #
     page.keyboard.press("k")
     assert selected() == ids[0]
 
+    # Enter alone saves nothing: no department is chosen until the supervisor chooses one.
+    assert page.eval_on_selector("#d-target", "s => s.value") == ""
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#action-status:has-text('请先按 1–9')")
+    assert api("/v1/reviews/stats")["decided"] == 0
+
     # Correct two cases: 2 + Enter on the first, j, 1 + Enter on the (new) second.
     chosen = {}
     page.keyboard.press("2")
-    assert page.eval_on_selector("#d-target", "s => s.selectedIndex") == 1
+    assert page.eval_on_selector("#d-target", "s => s.selectedIndex") == 2  # option 0 is the placeholder
     chosen[ids[0]] = page.eval_on_selector("#d-target", "s => s.value")
     page.keyboard.press("Enter")
     wait_text(page, "#count-pending", 16)
