@@ -27,7 +27,20 @@ function explain(err) {
   if (err.status === 401) { $("settings").hidden = false; return "需要有效的 API 密钥：请在“设置”中填写"; }
   if (err.status === 403) return "此密钥无权执行该操作";
   if (err.status === 422 || err.status === 413) return "输入有误：" + err.message;
+  if (!err.status || err.status >= 500) {   // the server is down or failing: the suggestion on screen is stale
+    outage();
+    return "服务中断：" + err.message + "。当前建议已失效，请按应急流程人工分派";
+  }
   return "服务暂时不可用：" + err.message;
+}
+
+// The server did not answer: say so at once and never let a call-taker act on a stale suggestion.
+function outage() {
+  const pill = $("status");
+  pill.className = "pill down";
+  pill.textContent = "服务中断";
+  $("result").classList.add("stale");
+  for (const id of ["accept", "correct"]) $(id).disabled = true;
 }
 
 async function loadModelInfo() {
@@ -89,6 +102,8 @@ async function preview() {
 function render(d) {
   last = d;
   $("result").hidden = false;
+  $("result").classList.remove("stale");
+  for (const id of ["accept", "correct"]) $(id).disabled = false;
   // One action, never two banners: 110 先行 (red), 三方通话 (amber), or a plain transfer (orange).
   const act = $("action");
   let message = "";

@@ -8,7 +8,15 @@ const $ = (id) => document.getElementById(id);
 async function request(path, body, key, signal) {
   const headers = { "Content-Type": "application/json" };
   if (key) headers["Authorization"] = "Bearer " + key;
-  const resp = await fetch(path, { method: body === undefined ? "GET" : "POST", headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+  let resp;
+  try {
+    resp = await fetch(path, { method: body === undefined ? "GET" : "POST", headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    const err = new Error("无法连接服务器（网络或服务中断）");   // the browser's own text is English ("Failed to fetch")
+    err.status = 0;
+    throw err;
+  }
   let data = null;
   try { data = await resp.json(); } catch (e) { data = null; }
   if (!resp.ok) {
@@ -34,7 +42,8 @@ async function checkHealth() {
     pill.textContent = h.status === "ok" ? "模型正常 · " + (h.model_version || "") : "降级运行：仅规则";
     pill.title = h.reason || "";
   } catch (e) {
-    pill.className = "pill degraded";
-    pill.textContent = "服务无响应";
+    pill.className = "pill down";
+    pill.textContent = "服务中断";
+    pill.title = "";
   }
 }

@@ -79,3 +79,22 @@ def test_status_shows_the_model_version(browser, page_server):
     page.wait_for_selector("#status.ok")
     assert page_server.app.state.models.current.version in page.inner_text("#status")
     page.close()
+
+
+def test_an_outage_shows_at_once_in_chinese_and_disables_acting(browser, start_server, tiny_model_dir):
+    srv = start_server(model_dir=tiny_model_dir)
+    page = browser.new_page()
+    page.goto(srv.url + "/")
+    page.wait_for_selector("#status.ok")
+    page.fill("#summary", "家里停水了，什么时候来水")
+    page.wait_for_selector("#channel:has-text('12345')")
+    assert page.is_enabled("#accept")
+    srv.stop()  # the server goes down mid-call
+    page.fill("#summary", "家里停水了，什么时候来水，已经两天了")
+    page.wait_for_selector("#status.down")
+    assert "服务中断" in page.inner_text("#status")
+    err = page.inner_text("#error")
+    assert "服务中断" in err and "人工分派" in err and "Failed to fetch" not in err
+    assert not page.is_enabled("#accept") and not page.is_enabled("#correct")
+    assert "stale" in page.get_attribute("#result", "class")
+    page.close()
