@@ -244,7 +244,8 @@ def load_records(
     if missing:
         raise DataError(
             f"{name}: no column {', '.join(repr(c) for c in missing)}; the columns there are: "
-            f"{', '.join(repr(c) for c in columns) or '(none)'}. Use --text-column/--label-column to map them."
+            f"{', '.join(repr(c) for c in columns) or '(none)'}. Use "
+            + ("--text-column/--label-column to map them." if label_column else "--text-column to map it.")
         )
     records: list[CallRecord] = []
     errors: list[RowError] = []

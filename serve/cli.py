@@ -155,11 +155,17 @@ def predict(
     from data.loading import load_records
 
     from data.export import check_format, write_table
+    from data.loading import DataError
 
     with _user_errors():
         check_format(output)  # before any work: a wrong suffix is one line, not a file in another format
         router = _load_router(model, rules_only)
-        res = load_records(input, text_column=text_column, label_column=None, strict=not lenient, deduplicate=False)
+        # Empty rows are skipped and reported (a blank line in an export is no reason to refuse the file);
+        # any other bad row stops, unless --lenient.
+        res = load_records(input, text_column=text_column, label_column=None, strict=False, deduplicate=False)
+        bad = [e for e in res.errors if e.kind != "empty"]
+        if bad and not lenient:
+            raise DataError(f"{len(bad)} bad rows (use --lenient to skip them):\n  " + "\n  ".join(map(str, bad[:20])))
         rows = []
         for i in tqdm(range(0, len(res.records), batch_size), desc="predict", unit="batch", disable=len(res.records) < 2000):
             chunk = res.records[i : i + batch_size]
@@ -173,7 +179,8 @@ def predict(
                 )
                 rows.append(row)
         write_table(rows, output)
-    skipped = f", {len(res.errors)} bad rows skipped" if res.errors else ""
+    skipped = (f", {len(res.errors)} rows skipped (lines {', '.join(str(e.line) for e in res.errors[:20])}"
+               + (", …" if len(res.errors) > 20 else "") + ")") if res.errors else ""
     typer.echo(f"wrote {len(res.records)} decisions to {output}{skipped}")
 
 

@@ -134,3 +134,13 @@ def test_predict_writes_the_format_its_output_suffix_names(workdir):
     assert json.loads((workdir / "routed.jsonl").read_text(encoding="utf-8").splitlines()[0])["action"] == "110_first"
     r = hotline("predict", "--model", "m", "--input", "in2.csv", "--output", "routed.txt", cwd=workdir)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and ".xlsx" in r.stderr and not (workdir / "routed.txt").exists()
+
+
+def test_predict_skips_and_reports_empty_rows_keeping_order_and_ids(workdir):
+    write_csv(workdir / "gaps.csv", [{"id": "a", "text": "家里停水了"}, {"id": "b", "text": "  "}, {"id": "c", "text": "有人拿刀砍人"}])
+    r = hotline("predict", "--model", "m", "--input", "gaps.csv", "--output", "gaps.jsonl", cwd=workdir)
+    assert r.returncode == 0, r.stderr
+    out = [json.loads(l) for l in (workdir / "gaps.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [o["id"] for o in out] == ["a", "c"] and "1 rows skipped (lines 3)" in r.stdout
+    r = hotline("predict", "--model", "m", "--input", "gaps.csv", "--output", "x.jsonl", "--text-column", "诉求", cwd=workdir)
+    assert r.returncode == 2 and "--text-column to map it" in r.stderr and "--label-column" not in r.stderr
