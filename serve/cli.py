@@ -189,14 +189,14 @@ def evaluate(
     data: List[Path] = typer.Option(..., "--data", help="Labelled file(s) to evaluate on"),
     model: Optional[Path] = typer.Option(None, help="Model folder (default: the promoted model)"),
     out: Optional[Path] = typer.Option(None, help="Report folder (default: reports/<model>-<data>)"),
-    text_column: str = typer.Option("text"),
-    label_column: str = typer.Option("department"),
-    channel_column: Optional[str] = typer.Option(None),
+    text_column: str = typer.Option("text", help="Column with the call summary (e.g. 诉求内容)"),
+    label_column: str = typer.Option("department", help="Column with the department (e.g. 处置单位)"),
+    channel_column: Optional[str] = typer.Option(None, help="Column with the channel (110/12345, or yes/no for handled by police)"),
     rules_only: bool = typer.Option(False, help="Evaluate the rules alone (no model)"),
     cv: int = typer.Option(0, help="Cross-validate a fresh linear model on --data with this many folds instead of using a trained model"),
-    lenient: bool = typer.Option(False),
-    strip_boilerplate: bool = typer.Option(False),
-    channel_map: Optional[Path] = typer.Option(None),
+    lenient: bool = typer.Option(False, help="Skip bad rows (and report them) instead of failing"),
+    strip_boilerplate: bool = typer.Option(False, help="Remove dispatch boilerplate such as 请交警核实处理 (it leaks the label)"),
+    channel_map: Optional[Path] = typer.Option(None, help="YAML/JSON/CSV mapping each department to 110 or 12345"),
 ) -> None:
     """Score a model (or the rules, or k-fold cross-validation) and write a report folder with plots."""
     _setup_logging(False)
@@ -418,6 +418,8 @@ def rollback(
     with _user_errors():
         was, now = run_rollback(reg_dir, to=to)
     typer.echo(f"rolled back in {reg_dir}: current {was or 'none'} → {now} (previous is now {was or 'none'})")
+    if to is None:
+        typer.echo(f"note: running `hotline rollback` again swaps back to {was or 'none'}; use --to VERSION to choose one")
     typer.echo("a running API serves it after its next reload (POST /v1/admin/reload) or restart")
 
 
