@@ -41,6 +41,17 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+def _outside_registry(out: Path) -> None:
+    """One rule for train and retrain: the registry (HOTLINE_REGISTRY_DIR) holds promoted models only."""
+    from serve.config import get_settings
+
+    reg = Path(get_settings().registry_dir).resolve()
+    target = out.resolve()
+    if target == reg or reg in target.parents:
+        raise ValueError(f"--out {out} is inside the model registry {get_settings().registry_dir}: write the model elsewhere "
+                         f"(e.g. challengers/{out.name}) and register it with `hotline promote`")
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -114,6 +125,7 @@ def train(
     from training.train import train as run_train
 
     with _user_errors():
+        _outside_registry(out)
         cfg = TrainConfig(
             data=[str(d) for d in data], out=str(out), text_column=text_column, label_column=label_column, channel_column=channel_column,
             model=model, taxonomy=taxonomy, channel_map=str(channel_map) if channel_map else None, strict=not lenient,

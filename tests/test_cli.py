@@ -144,3 +144,34 @@ def test_predict_skips_and_reports_empty_rows_keeping_order_and_ids(workdir):
     assert [o["id"] for o in out] == ["a", "c"] and "1 rows skipped (lines 3)" in r.stdout
     r = hotline("predict", "--model", "m", "--input", "gaps.csv", "--output", "x.jsonl", "--text-column", "诉求", cwd=workdir)
     assert r.returncode == 2 and "--text-column to map it" in r.stderr and "--label-column" not in r.stderr
+
+
+def _readme_command(word: str) -> list[str]:
+    """The README's example line for `hotline <word>`, split as a shell would (comments dropped)."""
+    import shlex
+
+    line = next(l for l in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if l.startswith(f"hotline {word} "))
+    return shlex.split(line.split("#")[0])[1:]
+
+
+def test_the_readme_retrain_and_promote_examples_run_as_written(tmp_path):
+    """A newcomer's README lines, run in a fresh folder with the shipped corpus and a small ticket export."""
+    from openpyxl import Workbook
+
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["text", "department"])
+    for r in tiny_rows():
+        ws.append([r["text"], r["department"]])
+    wb.save(tmp_path / "tickets.xlsx")
+    retrain = _readme_command("retrain")
+    assert "tickets.xlsx" in retrain and "challengers/next" in retrain
+    r = hotline(*retrain, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = hotline(*_readme_command("promote"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert (tmp_path / "models" / "CURRENT").exists()
+    # One rule for both commands: nothing is trained into the registry.
+    r = hotline("train", "--data", "tickets.xlsx", "--out", "models/mine", cwd=tmp_path)
+    assert r.returncode == 2 and "inside the model registry" in r.stderr
