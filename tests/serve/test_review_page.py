@@ -49,7 +49,7 @@ def test_a_supervisor_filters_and_corrects_two_cases(browser, review_server):  #
     page.click("#save-key")
     wait_text(page, "#count-pending", 17)
     # the queue and the counts load side by side (Promise.all): wait for the queue's rows too
-    page.wait_for_function("document.querySelectorAll('#queue tbody tr').length === 17")
+    page.wait_for_function("n => document.querySelectorAll('#queue tbody tr').length === n", arg=17)
     assert page.locator("#queue tbody tr").count() == 17 and "共 17 条" in page.inner_text("#page-info")
     assert sum(page.eval_on_selector_all("#hist rect.bar", "els => els.map(e => Number(e.dataset.count))")) == 17
     assert page.locator("#rates rect.bar").count() == 0 and page.is_visible("#rates-empty")
