@@ -1,0 +1,174 @@
+"""``hotline retrain``, ``promote``, ``rollback``, ``models`` and ``export-reviews``: the analyst's loop around the model registry."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from serve.cli._common import _registry_dir, _setup_logging, _user_errors, app
+
+
+@app.command()
+def retrain(
+    base_data: List[Path] = typer.Option(..., "--base-data", help="Base training set: the shipped corpus (data/corpus/train.jsonl) or an earlier training_set.jsonl; repeatable"),
+    new_data: List[Path] = typer.Option(..., "--new-data", help="New labelled tickets: CSV/JSONL/XLSX exports, or exported reviews (JSONL text, department, channel); repeatable"),
+    test_data: List[Path] = typer.Option(..., "--test-data", help="Fixed labelled test set both models are scored on"),
+    out: Path = typer.Option(..., "--out", help="Folder to write the challenger to (model + comparison.json + comparison.md)"),
+    text_column: str = typer.Option("text", help="Text column of the new tickets (and of base/test files unless given below)"),
+    label_column: str = typer.Option("department", help="Department column of the new tickets"),
+    channel_column: Optional[str] = typer.Option(None, help="Channel column of the new tickets (110/12345 or yes/no for handled by police)"),
+    base_text_column: Optional[str] = typer.Option(None, help="Text column of the base data, if it differs"),
+    base_label_column: Optional[str] = typer.Option(None, help="Department column of the base data, if it differs"),
+    base_channel_column: Optional[str] = typer.Option(None, help="Channel column of the base data, if it differs"),
+    test_text_column: Optional[str] = typer.Option(None, help="Text column of the test set, if it differs from the new tickets'"),
+    test_label_column: Optional[str] = typer.Option(None, help="Department column of the test set, if it differs"),
+    test_channel_column: Optional[str] = typer.Option(None, help="Channel column of the test set, if it differs"),
+    champion: Optional[Path] = typer.Option(None, help="Model folder to compare with (default: the registry's current model; rules only if none)"),
+    registry: Optional[Path] = typer.Option(None, help="Model registry (default HOTLINE_REGISTRY_DIR, models)"),
+    taxonomy: Optional[str] = typer.Option(None, help="Taxonomy file, 'default' or 'infer' (as for `hotline train`)"),
+    channel_map: Optional[Path] = typer.Option(None, help="YAML/JSON/CSV mapping each department to 110 or 12345"),
+    lenient: bool = typer.Option(False, help="Skip bad rows (and report them) instead of failing"),
+    strip_boilerplate: bool = typer.Option(False, help="Remove dispatch boilerplate such as 请交警核实处理 (it leaks the label)"),
+    seed: int = typer.Option(13),
+    verbose: bool = typer.Option(True, help="Log progress"),
+) -> None:
+    """Merge base data with new tickets (deduplicated; new labels win), train a challenger, compare it with the champion."""
+    _setup_logging(verbose)
+    from serve.config import get_settings
+    from training.compare import comparison_table
+    from training.promote import PromotionPolicy, judge
+    from training.retrain import RetrainConfig
+    from training.retrain import retrain as run_retrain
+
+    s = get_settings()
+    with _user_errors():
+        cfg = RetrainConfig(
+            base_data=[str(p) for p in base_data], new_data=[str(p) for p in new_data], test_data=[str(p) for p in test_data], out=str(out),
+            text_column=text_column, label_column=label_column, channel_column=channel_column, base_text_column=base_text_column,
+            base_label_column=base_label_column, base_channel_column=base_channel_column, test_text_column=test_text_column,
+            test_label_column=test_label_column, test_channel_column=test_channel_column, champion=str(champion) if champion else None,
+            registry=str(_registry_dir(registry)), strict=not lenient, strip_boilerplate=strip_boilerplate, taxonomy=taxonomy,
+            channel_map=str(channel_map) if channel_map else None, seed=seed, target_110_recall=s.target_110_recall,
+        )
+        result = run_retrain(cfg)
+    typer.echo(f"saved challenger {result.model.version} to {out}")
+    typer.echo("data: " + result.merge.summary())
+    typer.echo(comparison_table(result.comparison))
+    verdict = judge(result.comparison, PromotionPolicy.from_settings(s))
+    typer.echo(f"promotion check: {verdict.reason_line()}")
+    typer.echo(f"comparison: {out / 'comparison.md'}; promote with `hotline promote {out}`")
+
+
+@app.command()
+def promote(
+    challenger: Path = typer.Argument(..., help="Challenger folder written by `hotline retrain`"),
+    registry: Optional[Path] = typer.Option(None, help="Model registry (default HOTLINE_REGISTRY_DIR, models)"),
+    min_110_recall_delta: Optional[float] = typer.Option(None, help="Smallest allowed change of 110 recall, challenger − champion (default HOTLINE_PROMOTE_MIN_110_RECALL_DELTA, 0)"),
+    min_macro_f1_delta: Optional[float] = typer.Option(None, help="Smallest allowed change of macro-F1 (default HOTLINE_PROMOTE_MIN_MACRO_F1_DELTA, 0)"),
+    force: bool = typer.Option(False, help="Promote even if the challenger is worse (the override is logged in the registry history)"),
+) -> None:
+    """Promote a challenger if it is no worse than the champion on 110 recall and macro-F1; the previous model is kept for rollback."""
+    _setup_logging(False)
+    from serve.config import get_settings
+    from training.promote import PromotionPolicy, promote_challenger
+
+    reg_dir = _registry_dir(registry)
+    with _user_errors():
+        policy = PromotionPolicy.from_settings(get_settings(), min_110_recall_delta=min_110_recall_delta, min_macro_f1_delta=min_macro_f1_delta)
+        result = promote_challenger(challenger, reg_dir, policy, force=force)
+    if result.already_current:
+        typer.echo(f"{challenger} is already the current model ({result.registered.name}); nothing to do")
+        return
+    if result.recompared:
+        typer.echo("note: the champion changed since the comparison; compared again on the same test set", err=True)
+    if result.forced:
+        typer.echo(f"warning: promoted with --force ({result.verdict.reason_line() if result.verdict else 'no comparison'})", err=True)
+    elif result.verdict is not None:
+        typer.echo(result.verdict.reason_line())
+    typer.echo(f"promoted {result.registered.name} in {reg_dir} (previous: {result.previous or 'none'}); undo with `hotline rollback`")
+    typer.echo("a running API serves it after its next reload (POST /v1/admin/reload) or restart")
+
+
+@app.command()
+def rollback(
+    registry: Optional[Path] = typer.Option(None, help="Model registry (default HOTLINE_REGISTRY_DIR, models)"),
+    to: Optional[str] = typer.Option(None, help="Registered version to go back to (default: PREVIOUS); see `hotline models`"),
+) -> None:
+    """Point CURRENT back at the previous model (running it again undoes the rollback)."""
+    _setup_logging(False)
+    from model.registry import rollback as run_rollback
+
+    reg_dir = _registry_dir(registry)
+    with _user_errors():
+        was, now = run_rollback(reg_dir, to=to)
+    typer.echo(f"rolled back in {reg_dir}: current {was or 'none'} → {now} (previous is now {was or 'none'})")
+    if to is None:
+        typer.echo(f"note: running `hotline rollback` again swaps back to {was or 'none'}; use --to VERSION to choose one")
+    typer.echo("a running API serves it after its next reload (POST /v1/admin/reload) or restart")
+
+
+@app.command()
+def models(
+    registry: Optional[Path] = typer.Option(None, help="Model registry (default HOTLINE_REGISTRY_DIR, models)"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table"),
+) -> None:
+    """List the registered model versions, oldest first (* current, ^ previous)."""
+    from dataclasses import asdict
+
+    from model.registry import list_versions
+
+    reg_dir = _registry_dir(registry)
+    versions = list_versions(reg_dir)
+    if as_json:
+        typer.echo(json.dumps([asdict(v) for v in versions], ensure_ascii=False, indent=2, default=str))
+        return
+    if not versions:
+        typer.echo(f"no models in {reg_dir} (train one with `hotline build-default` or `hotline retrain`)")
+        return
+    fmt = lambda v: "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
+    typer.echo("|   | version | created | train rows | 110 recall | accuracy | macro-F1 | measured on |")
+    typer.echo("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for v in versions:
+        mark = "*" if v.current else ("^" if v.previous else "")
+        m = v.metrics
+        typer.echo(
+            f"| {mark} | {v.name} | {v.created or 'n/a'} | {fmt(v.train_rows)} | {fmt(m.get('110_recall'))} | {fmt(m.get('accuracy'))} | "
+            f"{fmt(m.get('macro_f1'))} | {v.metrics_source or 'n/a'} |"
+        )
+
+
+@app.command("export-reviews")
+def export_reviews(
+    out: Path = typer.Option(..., "--out", help="File to write: .jsonl or .csv (by the suffix)"),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Database to read (default HOTLINE_DATABASE_URL, sqlite:///hotline.db)"),
+) -> None:
+    """Decided reviews and contradicting feedback as labelled, masked rows for `hotline retrain --new-data`."""
+    _setup_logging(False)
+    from collections import Counter
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from serve.config import get_settings
+    from serve.db import Database
+    from serve.reviews_store import labelled_rows, write_labelled_rows
+
+    with _user_errors():
+        if out.suffix.lower() not in (".jsonl", ".csv"):
+            raise ValueError(f"{out}: the export format follows the suffix; use .jsonl or .csv")
+        db = Database(database_url or get_settings().database_url, create=False)
+        problem = db.ping()
+        if problem:
+            raise ValueError(problem)
+        try:
+            with db.session() as s:
+                rows = labelled_rows(s)
+        except SQLAlchemyError as exc:
+            raise ValueError(f"cannot read the review queue ({type(exc).__name__}); is this the API's database?") from None
+        finally:
+            db.dispose()
+        write_labelled_rows(rows, out)
+    by_source = Counter(r["source"] for r in rows)
+    typer.echo(f"wrote {len(rows)} labelled rows to {out} ({by_source['review']} from decided reviews, {by_source['feedback']} from contradicting feedback)")
+    typer.echo(f"retrain with: hotline retrain --base-data data/corpus/train.jsonl --new-data {out} --test-data TEST --out DIR")
