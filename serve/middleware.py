@@ -15,6 +15,8 @@ import json
 import logging
 import uuid
 
+from serve.auth import is_loopback
+
 logger = logging.getLogger(__name__)
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -126,8 +128,6 @@ class LoopbackOnly:
         self._warned = False
 
     async def __call__(self, scope, receive, send):
-        from serve.auth import is_loopback
-
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         server = scope.get("server")

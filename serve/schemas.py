@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import re
 import unicodedata
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -44,18 +45,19 @@ def _not_blank(v: str) -> str:
     return v
 
 
+_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
 def safe_str(v: Any) -> Any:
     """Refuse what no database stores and no reader sees: NUL and other C0 control characters (tab and
-    newlines are fine) and unpaired surrogates (invalid Unicode). Other values pass through."""
-    if not isinstance(v, str):
+    newlines are fine) and unpaired surrogates (invalid Unicode). Other values pass through. One regex
+    scan: every request string passes here."""
+    if not isinstance(v, str) or (m := _UNSAFE.search(v)) is None:
         return v
-    for ch in v:
-        o = ord(ch)
-        if 0xD800 <= o <= 0xDFFF:
-            raise ValueError("contains an unpaired surrogate (invalid Unicode): send UTF-8 text")
-        if o < 32 and ch not in "\t\n\r" or o == 0x7F:
-            raise ValueError(f"contains the control character U+{o:04X}")
-    return v
+    o = ord(m.group())
+    if 0xD800 <= o <= 0xDFFF:
+        raise ValueError("contains an unpaired surrogate (invalid Unicode): send UTF-8 text")
+    raise ValueError(f"contains the control character U+{o:04X}")
 
 
 def has_content(v: str) -> str:

@@ -182,7 +182,7 @@ def cross_validate(cfg, folds: int = 5, inner_folds: int = 3, progress: bool = T
     from sklearn.metrics import f1_score
     from sklearn.model_selection import StratifiedKFold
 
-    from data.cleaning import normalize_text as router_text  # the router normalises before scoring
+    from data.cleaning import normalize_text  # the router normalises before scoring: the classifier alone must too
 
     from model.artifacts import new_version
     from model.calibration import apply_temperature, fit_temperature
@@ -207,7 +207,7 @@ def cross_validate(cfg, folds: int = 5, inner_folds: int = 3, progress: bool = T
         clf.fit(tr_texts, labels[tr])
         clf.temperature_ = temperature
         router = Router(TrainedModel(clf, taxonomy, thresholds, version=f"{new_version('linear')}-fold{k + 1}"))
-        te_texts = [router_text(texts[i]) for i in te]
+        te_texts = [normalize_text(texts[i]) for i in te]
         alone[te] = np.asarray(clf.classes_)[clf.predict_proba(te_texts).argmax(axis=1)]
         for i, d in zip(te, route_all(router, [texts[i] for i in te])):
             decisions[i] = d

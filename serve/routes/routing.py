@@ -59,7 +59,7 @@ def store_routes(db, items: list[RoutedText]) -> list[int | None]:
 
 async def route_requests(request: Request, reqs: list[RouteRequest], ctx: Routing) -> list[RouteResponse]:
     """Route, count, store what must be stored, log (masked), and build the answers."""
-    router, db, metrics = ctx.router, ctx.db, ctx.metrics
+    router, metrics = ctx.router, ctx.metrics
     stripper = request.app.state.stripper
     texts = [stripper(r.text) if stripper else r.text for r in reqs]
     try:
@@ -68,7 +68,7 @@ async def route_requests(request: Request, reqs: list[RouteRequest], ctx: Routin
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "1"}) from None
     metrics.observe_decisions(decisions, sum(fell_back(router, d) for d in decisions))
 
-    queued: list[int | None] = [None] * len(reqs)
+    queued = [False] * len(reqs)  # in the review queue, or on its way there (the write still pending)
     keep = [i for i, (r, d) in enumerate(zip(reqs, decisions)) if not r.preview and (r.call_id is not None or review_trigger(d))]
     if keep:
         items = [RoutedText(normalize_text(texts[i]), decisions[i], reqs[i].call_id, reqs[i].received_on) for i in keep]
@@ -80,8 +80,8 @@ async def route_requests(request: Request, reqs: list[RouteRequest], ctx: Routin
         else:
             for i, rid in zip(keep, ids or [None] * len(keep)):
                 trigger = review_trigger(decisions[i])
-                queued[i] = rid if ids is not None else (-1 if trigger else None)  # -1: queued, the write still pending
-                if trigger and (rid is not None or ids is None):
+                queued[i] = rid is not None if ids is not None else trigger is not None
+                if queued[i]:
                     metrics.review_items.labels(trigger).inc()
 
     latency_ms = (time.perf_counter() - request.state.t0) * 1000
@@ -91,12 +91,12 @@ async def route_requests(request: Request, reqs: list[RouteRequest], ctx: Routin
         fields = {
             "event": "route", "call_id": r.call_id, "preview": r.preview, "channel": d.channel, "department": d.department,
             "source": d.source, "confidence": d.confidence, "needs_review": d.needs_review, "danger": d.danger,
-            "received_on": r.received_on, "text_chars": len(text), "queued": q is not None, "latency_ms": round(latency_ms, 2),
+            "received_on": r.received_on, "text_chars": len(text), "queued": q, "latency_ms": round(latency_ms, 2),
         }
         logger.log(logging.DEBUG if r.preview else logging.INFO, "routed", extra={"fields": fields})
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("routed text", extra={"fields": {"call_id": r.call_id, "text_masked": mask_pii(text)[:200]}})
-        out.append(to_response(d, channel_names=names, received_on=r.received_on, call_id=r.call_id, queued=q is not None, latency_ms=latency_ms))
+        out.append(to_response(d, channel_names=names, received_on=r.received_on, call_id=r.call_id, queued=q, latency_ms=latency_ms))
     return out
 
 
