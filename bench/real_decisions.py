@@ -75,11 +75,13 @@ def real_rows(name: str, cfg: TrainConfig, folds: int, out: Path, relaxed: float
     car = [r for r, d in fired if CAR_MOVE.search(r.text)]
     with open(out / f"{name}_110_first.jsonl", "w", encoding="utf-8") as f:
         for r, d in fired:
-            f.write(json.dumps({"line": r.line, "label": r.department, "text": mask_pii(r.text), "reason": d.reasons[0]}, ensure_ascii=False) + "\n")
+            f.write(json.dumps({"line": r.line, "label": r.department, "follow_up": d.follow_up, "text": mask_pii(r.text), "reason": d.reasons[0]}, ensure_ascii=False) + "\n")
     with open(out / f"{name}_consult.jsonl", "w", encoding="utf-8") as f:
         for r, d in zip(records, decisions):
             if d.action == "consult":
                 f.write(json.dumps({"line": r.line, "label": r.department, "text": mask_pii(r.text), "reason": d.reasons[0]}, ensure_ascii=False) + "\n")
+    ticket = np.array([d.follow_up or d.department for d in decisions])  # where the ticket ends up
+    tacc, tf1 = accuracy_score(y, ticket), f1_score(y, ticket, labels=sorted(set(y)), average="macro")
     before = TrainConfig(**{**cfg.to_dict(), "review_budget": None})
     _, _, m_before = cross_validate(before, folds=folds, progress=False)
     bacc, bf1 = baseline_cv(texts, y, folds, cfg.seed)
@@ -90,6 +92,8 @@ def real_rows(name: str, cfg: TrainConfig, folds: int, out: Path, relaxed: float
         (label, "car moves among them", f"{len(car)}"),
         (label, "三方通话 (consult): share (count)", f"{actions['consult'] / n:.2%} ({actions['consult']})"),
         (label, "router: department accuracy / macro-F1", f"{m['department']['accuracy']:.3f} / {m['department']['macro_f1']:.3f}"),
+        (label, "router, the ticket's department (after 110 先行: its follow-up department): accuracy / macro-F1", f"{tacc:.3f} / {tf1:.3f}"),
+        (label, "110 先行 with a follow-up department (先期处置后转办)", f"{sum(d.follow_up is not None for d in decisions)}"),
         (label, "classifier alone: accuracy / macro-F1", f"{m['classifier_alone']['accuracy']:.3f} / {m['classifier_alone']['macro_f1']:.3f}"),
         (label, "char TF-IDF + LinearSVC: accuracy / macro-F1", f"{bacc:.3f} / {bf1:.3f}"),
         (label, f"review at budget {cfg.review_budget}: rate / accuracy of the rest", f"{rv['rate']:.3f} / {rv['accuracy_accepted']:.3f}"),

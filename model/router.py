@@ -67,6 +67,9 @@ class Decision:
     ``confidence`` is the calibrated probability of the suggested department (rules: the rules' score);
     ``channel_confidence`` that of the suggested channel. ``action`` is ``110_first``, ``consult`` or
     ``route`` (:mod:`model.danger`); ``danger`` is true when danger evidence stands (action not ``route``).
+    ``follow_up`` is set on ``110_first`` when the matter itself belongs to a 12345 department (a gas
+    leak: the gas company; a live wire: the power company): the department the ticket is handed to
+    after 110's first response (先期处置后转办, as the 2022 opinion prescribes), else None.
     """
 
     channel: str
@@ -84,6 +87,8 @@ class Decision:
     matched_rules: list[str] = field(default_factory=list)
     model_department: str | None = None
     action: str = "route"
+    follow_up: str | None = None
+    follow_up_name: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -270,7 +275,9 @@ class Router:
         foreign = not _CJK.search(text)  # no Chinese at all ("qwerty zzz 4"): the model's confidence means nothing
         needs_review = needs_review or foreign
         verdict = self.assessor(text, matches, p110, self.channel_110)
+        follow_up = None
         if verdict.action == "110_first" and channel != "110":
+            follow_up = department  # the model's 12345 department handles the matter after 110's first response
             source = "override"
             needs_review = True  # an override that disagrees with the model goes to review
             department = self._police_target(verdict.evidence.department, [classes[j] for j in order])
@@ -321,6 +328,8 @@ class Router:
             matched_rules=[m.rule_id for m in matches],
             model_department=model_department,
             action=action,
+            follow_up=follow_up,
+            follow_up_name=None if follow_up is None else self._name(follow_up),
         )
 
     def _rules_only(self, text: str, matches: list[RuleMatch], model_failed: bool) -> Decision:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from model.danger import ACTION_NAMES
 from model.router import Decision
-from serve.schemas import AlternativeOut, Consult, LinkOut, RouteResponse, Transfer
+from serve.schemas import AlternativeOut, Consult, FollowUp, LinkOut, RouteResponse, Transfer
 
 LINK_NAMES = {"110": "报警服务台", "119": "消防救援", "120": "急救中心", "122": "交通事故报警"}
 POLICE_FIRST = "危险信号：110 必须先行处置"
@@ -45,6 +45,14 @@ def consult_advice(d: Decision, received_on: str | None, channel_names: dict[str
                    message=f"请发起三方通话：接入 {name} 与来电人共同确认；仍不明确时由首接方受理")
 
 
+def follow_up_advice(d: Decision) -> FollowUp | None:
+    """After "110 先行", the 12345 department that takes the ticket once 110 has acted, or None."""
+    if d.follow_up is None:
+        return None
+    name = d.follow_up_name or d.follow_up
+    return FollowUp(department=d.follow_up, department_name=name, message=f"110 先期处置后，转{name}承办")
+
+
 def review_note(d: Decision) -> str | None:
     """What is uncertain about the decision the call-taker must take, or None when review is not asked."""
     if not d.needs_review:
@@ -56,11 +64,14 @@ def review_note(d: Decision) -> str | None:
     return "把握不大，请人工核实后再分派"
 
 
-def advice_lines(d: Decision, transfer: Transfer | None, consult: Consult | None = None) -> list[str]:
+def advice_lines(d: Decision, transfer: Transfer | None, consult: Consult | None = None,
+                 follow_up: FollowUp | None = None) -> list[str]:
     """Short instructions, most urgent first; one action, never two that contradict each other."""
     out = []
     if d.action == "110_first":
         out.append(transfer.message if transfer is not None else POLICE_FIRST)
+        if follow_up is not None:
+            out.append(follow_up.message)
     elif consult is not None:
         out.append(consult.message)
     elif transfer is not None:
@@ -80,6 +91,7 @@ def to_response(
     """The API's answer for one decision."""
     transfer = transfer_advice(d, received_on, channel_names)
     consult = consult_advice(d, received_on, channel_names)
+    follow_up = follow_up_advice(d)
     return RouteResponse(
         channel=d.channel,
         channel_name=_name(d.channel, channel_names),
@@ -88,6 +100,7 @@ def to_response(
         action=d.action,
         action_name=ACTION_NAMES[d.action],
         consult=consult,
+        follow_up=follow_up,
         confidence=d.confidence,
         department_confidence=d.confidence,
         channel_confidence=d.channel_confidence,
@@ -103,7 +116,7 @@ def to_response(
         model_department=d.model_department,
         model_version=d.model_version,
         transfer=transfer,
-        advice=advice_lines(d, transfer, consult),
+        advice=advice_lines(d, transfer, consult, follow_up),
         call_id=call_id,
         queued_for_review=queued,
         latency_ms=round(latency_ms, 3),

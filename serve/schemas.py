@@ -129,6 +129,14 @@ class Consult(BaseModel):
     message: str
 
 
+class FollowUp(BaseModel):
+    """After "110 先行": the department the ticket is handed to once 110 has acted (先期处置后转办)."""
+
+    department: str = Field(..., examples=["utilities"])
+    department_name: str = Field(..., examples=["水电气热"])
+    message: str
+
+
 class Transfer(BaseModel):
     """A suggested one-click transfer (一键转接) to the other line."""
 
@@ -149,6 +157,7 @@ class RouteResponse(BaseModel):
     action: Action = Field(..., description="What the call-taker does: 110_first (110 先行: transfer now), consult (三方通话 with the other line; the first line keeps the call if still unclear) or route (the suggestion)")
     action_name: str = Field(..., description="The action in Chinese: 110 先行 / 三方通话 / 按建议分派")
     consult: Consult | None = Field(None, description="Present when action is consult")
+    follow_up: FollowUp | None = Field(None, description="Present on 110_first when the matter itself is a 12345 department's (a gas leak, a live wire): where the ticket goes after 110's first response")
     confidence: float = Field(..., description="Calibrated probability of the department (rules: the rules' score); the same as department_confidence")
     department_confidence: float = Field(..., description="Calibrated probability of the suggested department")
     channel_confidence: float = Field(..., description="Probability of the suggested line (110 or 12345)")

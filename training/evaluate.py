@@ -51,6 +51,7 @@ def evaluate_records(model: TrainedModel | Router | None, records: list[CallReco
         taxonomy,
         needs_review=[d.needs_review for d in decisions],
         true_channels=true_channels,
+        reached_110=[d.action == "consult" for d in decisions],
     )
     sources = {}
     for d in decisions:
@@ -215,6 +216,7 @@ def cross_validate(cfg, folds: int = 5, inner_folds: int = 3, progress: bool = T
     metrics = routing_metrics(
         labels, [d.department for d in done], [d.channel for d in done], [d.confidence for d in done], taxonomy,
         needs_review=[d.needs_review for d in done], true_channels=[r.channel for r in records],
+        reached_110=[d.action == "consult" for d in done],
     )
     metrics["cross_validation_folds"] = folds
     metrics["classifier_alone"] = {

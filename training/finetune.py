@@ -88,8 +88,9 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     thresholds = choose_thresholds(clf.validation_proba_, classes, val_y, taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy,
                                    forced_110=override_mask(cfg, [texts[i] for i in clf.validation_index_], taxonomy),
                                    review_budget=cfg.review_budget)
-    chan, dep, conf, _ = decide(clf.validation_proba_, classes, taxonomy, thresholds["channel_110"])
-    validation = routing_metrics(val_y, dep, chan, conf, taxonomy, needs_review=conf < thresholds["review"])
+    chan, dep, conf, p110 = decide(clf.validation_proba_, classes, taxonomy, thresholds["channel_110"])
+    validation = routing_metrics(val_y, dep, chan, conf, taxonomy, needs_review=conf < thresholds["review"],
+                                 reached_110=p110 >= thresholds["channel_110"])  # consults reach 110 too
     validation.pop("misrouted_110", None)
     validation["method"] = f"held-out split of {len(val_y)} training rows ({clf.val_fraction:.0%}, stratified), not k-fold"
     logger.info("validation (held-out, model only): %s", summary_line(validation))

@@ -51,6 +51,7 @@ def routing_metrics(
     taxonomy: Taxonomy,
     needs_review: Sequence[bool] | None = None,
     true_channels: Sequence[str] | None = None,
+    reached_110: Sequence[bool] | None = None,
 ) -> dict:
     """Channel and department metrics for one set of decisions.
 
@@ -61,6 +62,12 @@ def routing_metrics(
         Probability the router gave its department.
     true_channels : sequence of str, optional
         Defaults to the taxonomy's channel of each true department.
+    reached_110 : sequence of bool, optional
+        Calls that reach 110: transferred there, or 110 brought into a three-way consult (三方通话,
+        where 110 hears the caller and acts first on danger). Defaults to ``pred_channels == "110"``.
+
+    110 recall is the share of 110 calls that reach 110 (``110_recall``); ``110_recall_transferred``
+    counts transfers only. The two differ by the consults on 110 calls.
 
     Returns
     -------
@@ -75,13 +82,15 @@ def routing_metrics(
     n = len(y)
     is110 = yc == "110"
     pred110 = pc == "110"
+    reached = pred110 if reached_110 is None else (np.asarray(reached_110, dtype=bool) | pred110)
     chan = {
-        "110_recall": round(float(pred110[is110].mean()), 4) if is110.any() else None,
+        "110_recall": round(float(reached[is110].mean()), 4) if is110.any() else None,
+        "110_recall_transferred": round(float(pred110[is110].mean()), 4) if is110.any() else None,
         "110_precision": round(float(is110[pred110].mean()), 4) if pred110.any() else None,
         "accuracy": round(float((pc == yc).mean()), 4) if n else None,
         "n_110": int(is110.sum()),
         "n_12345": int((~is110).sum()),
-        "missed_110": int((is110 & ~pred110).sum()),
+        "missed_110": int((is110 & ~reached).sum()),
         "false_110": int((~is110 & pred110).sum()),
     }
     if is110.any() and (~is110).any():
@@ -105,7 +114,7 @@ def routing_metrics(
         "department": dept,
         "ece": round(expected_calibration_error(conf, correct), 4),
         "coverage": coverage_curve(conf, correct) if n else [],
-        "misrouted_110": [int(i) for i in np.where(is110 & ~pred110)[0]],
+        "misrouted_110": [int(i) for i in np.where(is110 & ~reached)[0]],
     }
     if needs_review is not None:
         nr = np.asarray(needs_review, dtype=bool)
@@ -122,7 +131,7 @@ def summary_line(m: dict) -> str:
     c, d = m["channel"], m["department"]
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     return (
-        f"110 recall {fmt(c['110_recall'])} · 110 precision {fmt(c['110_precision'])} · channel acc {fmt(c['accuracy'])} · "
+        f"110 recall {fmt(c['110_recall'])} (transferred {fmt(c.get('110_recall_transferred'))}) · 110 precision {fmt(c['110_precision'])} · channel acc {fmt(c['accuracy'])} · "
         f"department acc {fmt(d['accuracy'])} · macro-F1 {fmt(d['macro_f1'])} · ECE {m['ece']:.3f} (n={m['n']})"
     )
 

@@ -224,8 +224,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     oof = apply_temperature(oof, temperature)
     thresholds = choose_thresholds(oof, classes, labels, taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy,
                                    forced_110=override_mask(cfg, texts, taxonomy), review_budget=cfg.review_budget)
-    chan, dep, conf, _ = decide(oof, classes, taxonomy, thresholds["channel_110"])
-    validation = routing_metrics(labels, dep, chan, conf, taxonomy, needs_review=conf < thresholds["review"])
+    chan, dep, conf, p110 = decide(oof, classes, taxonomy, thresholds["channel_110"])
+    validation = routing_metrics(labels, dep, chan, conf, taxonomy, needs_review=conf < thresholds["review"],
+                                 reached_110=p110 >= thresholds["channel_110"])  # consults reach 110 too
     validation.pop("misrouted_110", None)
     logger.info("validation (out-of-fold, model only): %s", summary_line(validation))
     points = report_operating_points(oof, classes, labels, taxonomy, thresholds)

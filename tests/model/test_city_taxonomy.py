@@ -93,3 +93,20 @@ def test_explanations_carry_no_filler(tiny_model_dir, filler):
         d = router.route(text)
         terms = [r.split("关键词：")[1].split("、") for r in d.reasons if "关键词：" in r]
         assert all(filler != t for ts in terms for t in ts), d.reasons
+
+
+def test_110_first_on_a_12345_matter_names_who_takes_the_ticket_after_110_has_acted(tmp_path):
+    """先期处置后转办: an override keeps the model's own 12345 department as the follow-up, in the city's
+    taxonomy; a decision that was 110 anyway, or not 110 先行, has none."""
+    model = city_model(tmp_path, None)  # every city department is 12345: each 110 先行 is an override
+    router = Router(model)
+    firsts = [d for d in map(router.route, DANGER + ["邻居家着火了"]) if d.action == "110_first"]
+    assert firsts
+    for d in firsts:
+        assert d.source == "override" and d.follow_up == d.model_department
+        assert d.follow_up in model.taxonomy.codes and d.follow_up_name == model.taxonomy[d.follow_up].name
+    assert router.route("钥匙锁家里了").follow_up is None
+    (tmp_path / "police").mkdir()
+    police = Router(city_model(tmp_path / "police", {"市公安局": "110"}))
+    for d in map(police.route, DANGER):
+        assert d.follow_up is None or (d.source == "override" and police.taxonomy.channel_of(d.follow_up) == "12345")

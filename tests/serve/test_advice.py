@@ -37,3 +37,17 @@ def test_one_action_first_and_never_two_that_contradict():
     assert r.advice[0].startswith("危险信号：请立即一键转接") and sum("先行" in a for a in r.advice) == 1
     consult = to_response(decision(action="consult", danger=True, channel="12345", department="utilities"), channel_names=NAMES, received_on="12345")
     assert consult.advice[0].startswith("请发起三方通话") and consult.transfer is None and not consult.police_first
+
+
+def test_follow_up_after_110_first_is_one_advice_line_under_the_action():
+    from model.router import Decision
+    from serve.advice import to_response
+
+    d = Decision(channel="110", department="police_rescue", department_name="紧急求助", confidence=0.2, channel_confidence=0.9,
+                 needs_review=True, source="override", reasons=["危险信号，110 先行处置：燃气泄漏"], alternatives=[], links=[],
+                 model_version=None, danger=True, action="110_first", follow_up="utilities", follow_up_name="水电气热")
+    r = to_response(d, channel_names={}, received_on="12345")
+    assert r.follow_up.department == "utilities" and r.follow_up.message == "110 先期处置后，转水电气热承办"
+    assert r.advice[:2] == [r.transfer.message, r.follow_up.message]
+    plain = to_response(Decision(**{**d.to_dict(), "follow_up": None, "follow_up_name": None, "alternatives": []}), channel_names={})
+    assert plain.follow_up is None and not any("转" in a and "承办" in a for a in plain.advice)
