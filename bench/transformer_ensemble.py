@@ -20,7 +20,6 @@ from data.loading import load_records
 from model.artifacts import load_model
 from model.thresholds import choose_thresholds
 from training.evaluate import evaluate_records
-from training.train import TrainConfig, override_mask
 
 
 def main() -> None:
@@ -37,11 +36,10 @@ def main() -> None:
     labels = np.asarray([r.department for r in train])
     _, counts = np.unique(labels, return_counts=True)
     tr, va = clf._split(np.searchsorted(clf.classes_, labels), counts)
-    # Thresholds as training chooses them (the default targets; the override's 110 calls count towards recall).
-    forced = override_mask(TrainConfig(data=[str(TRAIN_PATH)], out="-"), [texts[i] for i in va], model.taxonomy)
+    # Thresholds as training chooses them (the default targets, the model alone).
 
     def thresholds(proba):
-        return choose_thresholds(proba, list(clf.classes_), labels[va], model.taxonomy, forced_110=forced)
+        return choose_thresholds(proba, list(clf.classes_), labels[va], model.taxonomy)
 
     # The transformer alone first (a folder may hold the ensemble already).
     clf.linear_, clf.ensemble_weight_, clf.ensemble_exponents_, clf.prior_tau_ = None, 1.0, None, 0.0

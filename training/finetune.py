@@ -25,7 +25,7 @@ from model.thresholds import choose_thresholds, decide
 from model.transformer import MEMBERS_DIR, ONNX_INT8_FILE, TransformerTextClassifier, probability_agreement
 from training.metrics import routing_metrics, summary_line
 from training.model_card import _fmt, channel_threshold_line, metrics_table, operating_points_section
-from training.train import TrainConfig, data_hash, has_channel_information, load_training_data, override_mask, report_operating_points
+from training.train import TrainConfig, data_hash, has_channel_information, load_training_data, report_operating_points
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,6 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     if len(val_y) == 0:
         raise DataError("no validation rows: raise transformer val_fraction (thresholds are chosen on held-out rows)")
     thresholds = choose_thresholds(clf.validation_proba_, classes, val_y, taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy,
-                                   forced_110=override_mask(cfg, [texts[i] for i in clf.validation_index_], taxonomy),
                                    review_budget=cfg.review_budget)
     chan, dep, conf, _ = decide(clf.validation_proba_, classes, taxonomy, thresholds["channel_110"])
     validation = routing_metrics(val_y, dep, chan, conf, taxonomy, needs_review=conf < thresholds["review"])

@@ -28,20 +28,10 @@ from data.taxonomy import Taxonomy, default_taxonomy, load_taxonomy, normalise_c
 from model.calibration import apply_temperature, fit_temperature
 from model.artifacts import TrainedModel, new_version, save_model
 from model.linear import LinearTextClassifier
-from model.thresholds import choose_thresholds, danger_mask, decide, operating_points, operating_points_table
+from model.thresholds import choose_thresholds, decide, operating_points, operating_points_table
 from training.metrics import routing_metrics, summary_line
 
 logger = logging.getLogger(__name__)
-
-
-def override_mask(cfg: "TrainConfig", texts: list[str], taxonomy: Taxonomy):
-    """Which of ``texts`` the danger override routes to 110 (bool array), or None when the 110-recall
-    target is for the model alone (``cfg.threshold_counts_override`` false)."""
-    if not cfg.threshold_counts_override:
-        return None
-    from model.rules import RuleEngine
-
-    return danger_mask(texts, RuleEngine.from_file(cfg.rules_file, taxonomy=taxonomy))
 
 
 @dataclass
@@ -67,12 +57,6 @@ class TrainConfig:
     # accuracy target's and the budget's). On the Haikou tickets the accuracy target alone sent 64-69%
     # of calls to review. None: the accuracy target alone.
     review_budget: float | None = 0.15
-    # Count the calls the danger override sends to 110 towards the 110-recall target (model/thresholds.py),
-    # with the rules of rules_file (None: the shipped ones). Off: the model alone must reach it. Measured on
-    # the corpus (linear, test split): on, the threshold rose 0.291 -> 0.316 and test 110 recall fell 0.995 ->
-    # 0.988, channel accuracy 0.971 -> 0.969 (the 12345 calls sent to 110 are not near the threshold).
-    threshold_counts_override: bool = False
-    rules_file: str | None = None
     C: float = 0.5
     char_ngram_range: tuple[int, int] = (1, 3)
     word_ngram_range: tuple[int, int] = (1, 1)
@@ -223,7 +207,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     temperature = fit_temperature(oof, np.array([classes.index(y) for y in labels]))
     oof = apply_temperature(oof, temperature)
     thresholds = choose_thresholds(oof, classes, labels, taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy,
-                                   forced_110=override_mask(cfg, texts, taxonomy), review_budget=cfg.review_budget)
+                                   review_budget=cfg.review_budget)
     chan, dep, conf, _ = decide(oof, classes, taxonomy, thresholds["channel_110"])
     validation = routing_metrics(labels, dep, chan, conf, taxonomy, needs_review=conf < thresholds["review"])
     validation.pop("misrouted_110", None)

@@ -26,8 +26,6 @@ def train(
     strip_boilerplate: bool = typer.Option(False, help="Remove dispatch boilerplate such as 请交警核实处理 (it leaks the label)"),
     target_110_recall: float = typer.Option(0.99, help="110 recall the channel threshold must reach on validation data (calls at or above it reach 110: transferred, or in a three-way consult below P(110) 0.5)"),
     review_budget: float = typer.Option(0.15, help="At most this share of calls goes to supervisor review (1 = the accuracy target alone decides)"),
-    count_override: bool = typer.Option(False, "--count-override", help="Count the calls the danger override sends to 110 towards the 110 recall target (default: the model alone must reach it)"),
-    rules: Optional[Path] = typer.Option(None, "--rules", help="With --count-override: the rules file the service will run (default: the shipped one)"),
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="transformer: a trained model folder to distil from (its probabilities of the training texts are learnt too)"),
     int8_min_agreement: float = typer.Option(0.995, help="transformer: keep model.int8.onnx only if it agrees with PyTorch on this share of labels (else float32 ONNX serves)"),
     seed: int = typer.Option(13),
@@ -45,7 +43,7 @@ def train(
             data=[str(d) for d in data], out=str(out), text_column=text_column, label_column=label_column, channel_column=channel_column,
             model=model, taxonomy=taxonomy, channel_map=str(channel_map) if channel_map else None, strict=not lenient,
             strip_boilerplate=strip_boilerplate, target_110_recall=target_110_recall, seed=seed, test_data=[str(t) for t in test_data],
-            threshold_counts_override=count_override, rules_file=str(rules) if rules else None, review_budget=review_budget,
+            review_budget=review_budget,
             base_model=str(base_model) if base_model else None, transformer=_parse_params(param),
             teacher=str(teacher) if teacher else None, int8_min_agreement=int8_min_agreement,
         )
