@@ -36,7 +36,8 @@ from bench import print_table
 from data.corpus import TEST_PATH, TRAIN_PATH, read_jsonl
 from data.masking import mask_pii
 from model.router import Router
-from training.evaluate import cross_validate, route_all
+from training.evaluate import route_all
+from training.train import cross_validate
 from training.train import TrainConfig, train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"

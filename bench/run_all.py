@@ -35,7 +35,6 @@ BENCHES = (
     Bench("api-load", ("bench.load_api", "--duration", "20")),
     Bench("transformer-corpus", ("bench.transformer_corpus", "--param", "num_layers=6"), (BASE_ZH,), True),
     Bench("transformer-speed", ("bench.transformer_speed",), (Path("bench/results/transformer-corpus/config.json"),), True),
-    Bench("int8-recipes", ("bench.int8_recipes",), (Path("bench/results/transformer-corpus/model.onnx"),), True),
     Bench("transformer-haikou", ("bench.transformer_real", "--dataset", "haikou", "--config", "6-layer-fast"),
           (SHARED / "haikou12345" / "dev.csv", BASE_Q4), True),
     Bench("transformer-taidi", ("bench.transformer_real", "--dataset", "taidi", "--config", "12-layer-long"),

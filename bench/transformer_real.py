@@ -4,20 +4,13 @@
 
 A fixed stratified 80/20 split (seed 13) of the dataset: every model is fit on the same 80% and scored
 on the same 20%. The transformer keeps 10% of its 80% as validation (early stopping, temperature,
-ensemble weight); the linear model and the char TF-IDF + LinearSVC baseline use all 80%. The
-"mixture" row averages the transformer's and the linear model's probabilities with a weight chosen
-on that validation split by log-likelihood (linear refit on train-minus-validation to score it), as
-``ensemble_method="mixture"`` does; the "log-pool" row combines them as softmax(a·log p + b·log q)
-with exponents chosen the same way, as the default ``ensemble_method="log-pool"`` does. The base encoder is
+ensemble exponents); the linear model and the char TF-IDF + LinearSVC baseline use all 80%. The
+"log-pool" row combines the transformer's and the linear model's probabilities as softmax(a·log p +
+b·log q) with exponents chosen on that validation split by log-likelihood (linear refit on
+train-minus-validation to score it), as ``ensemble_linear=True`` does. The base encoder is
 pruned to the split's training texts first (test tokens then meet the CJK margin, as new calls would).
 Prints its command and one table; writes bench/results/transformer_<dataset>_<config>.json. Ticket
 texts are never printed.
-
-    python -m bench.transformer_real --dataset haikou --distil-from 12-layer-long --config 6-layer-fast
-
-trains the teacher config first, then each other config as a student that also learns the teacher's
-served probabilities of the training texts (``TransformerTextClassifier.fit(teacher_proba=...)``, as
-``hotline train --teacher DIR`` does); the student rows are named ``<config>-distilled``.
 """
 from __future__ import annotations
 
@@ -38,8 +31,7 @@ from sklearn.svm import LinearSVC
 
 from data.cleaning import normalize_text
 from data.corpus import TRAIN_PATH, read_jsonl
-from bench.posthoc_real import networks as posthoc_networks
-from model.calibration import apply_log_pool, fit_blend_weight, fit_log_pool
+from model.calibration import apply_log_pool, fit_log_pool
 from model.encoder.prune import prune_vocabulary
 from model.linear import LinearTextClassifier
 from model.transformer import TransformerTextClassifier
@@ -70,20 +62,13 @@ CONFIGS = {
     "6-layer-long": dict(lr_encoder=1.5e-4, lr_head=2e-3, epochs=12, early_stopping_patience=3, class_weight="sqrt", max_length=128, num_layers=6),
     # The 15-minute budget on 5,000 texts (bench/transformer_fit_time.py): a full 6-epoch schedule.
     "6-layer-fast": dict(lr_encoder=1.5e-4, lr_head=2e-3, epochs=6, early_stopping_patience=6, class_weight="sqrt", max_length=128, num_layers=6, label_smoothing=0.1),
-    # The same cut to 4 layers: the one that reached 100 texts/s on an AVX2-only machine (a student for --distil-from).
+    # The same cut to 4 layers: the one that reached 100 texts/s on an AVX2-only machine.
     "4-layer-fast": dict(lr_encoder=1.5e-4, lr_head=2e-3, epochs=6, early_stopping_patience=6, class_weight="sqrt", max_length=128, num_layers=4, label_smoothing=0.1),
-    # 12-layer-4ep-ls with layer-wise learning-rate decay: the top layer at 2e-4, each lower one at 0.9 times it
-    # (the bottom layer at 6.3e-5, the embeddings at 5.6e-5).
-    "12-layer-4ep-ls-llrd": dict(lr_encoder=2e-4, lr_layer_decay=0.9, lr_head=2e-3, epochs=4, early_stopping_patience=4, class_weight="sqrt", max_length=128, label_smoothing=0.1),
-    # 12-layer-4ep-ls, then a fresh network trained on every row (validation too) for the best epoch's length
-    # (refit_full); the ensemble weight is still chosen on the first network's validation probabilities.
-    "12-layer-4ep-ls-refit": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=4, early_stopping_patience=4, class_weight="sqrt", max_length=128, label_smoothing=0.1, refit_full=True),
     # Seed ensembles (n_networks): three networks from seeds s, s+1000, s+2000 on the same validation split,
     # probabilities averaged; a second table shows the first one and two networks and each alone.
     "12-layer-long-x3": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=10, early_stopping_patience=3, class_weight="sqrt", max_length=128, n_networks=3),
     "12-layer-4ep-ls-x3": dict(lr_encoder=1e-4, lr_head=2e-3, epochs=4, early_stopping_patience=4, class_weight="sqrt", max_length=128, label_smoothing=0.1, n_networks=3),
     "6-layer-fast-x3": dict(lr_encoder=1.5e-4, lr_head=2e-3, epochs=6, early_stopping_patience=6, class_weight="sqrt", max_length=128, num_layers=6, label_smoothing=0.1, n_networks=3),
-    "12-layer-long-llrd": dict(lr_encoder=2e-4, lr_layer_decay=0.9, lr_head=2e-3, epochs=10, early_stopping_patience=3, class_weight="sqrt", max_length=128),
 }
 
 
@@ -113,12 +98,8 @@ def main() -> None:
     ap.add_argument("--base", default="models/base/e5-small-q4", help="unpruned base folder (hotline base-model build)")
     ap.add_argument("--seed", type=int, default=13, help="the transformer's random_state (its validation split, init, batches); "
                     "the 80/20 split stays seed 13. Results of another seed are saved with a _s<seed> suffix")
-    ap.add_argument("--distil-from", metavar="CONFIG", help="train CONFIG first; every other --config is then a student that also "
-                    "learns CONFIG's served probabilities (its linear ensemble included) of the training texts; saved as <config>-distilled")
     args = ap.parse_args()
     configs = args.config or ["default"]
-    if args.distil_from:
-        configs = [args.distil_from] + [c for c in configs if c != args.distil_from]
     tag = "" if args.seed == 13 else f"_s{args.seed}"
     print("command: python -m bench.transformer_real " + " ".join(sys.argv[1:]), flush=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -143,57 +124,34 @@ def main() -> None:
     report = prune_vocabulary(args.base, pruned, X_tr + corpus)
     result["pruning"] = {k: report[k] for k in ("vocab_before", "vocab_after", "params_before", "params_after", "safetensors_bytes_before", "safetensors_bytes_after")}
 
-    teacher_tr = None
-    ensembles = []  # saved runs of seed ensembles, tabulated network by network at the end
     for config in configs:
-        name = config if teacher_tr is None else f"{config}-distilled"
+        name = config
         t = time.perf_counter()
         # The network alone (ensemble_linear=False): the ensemble is formed below exactly as the
         # classifier's ensemble_linear=True forms it, so that both rows can be printed.
         clf = TransformerTextClassifier(base_model=str(pruned), channel_map=channel_map, progress=False, random_state=args.seed,
                                         **{**CONFIGS[config], "ensemble_linear": False})
-        clf.fit(X_tr, y[tr], teacher_proba=teacher_tr)
+        clf.fit(X_tr, y[tr])
         fit_s = time.perf_counter() - t
-        networks = {}
-        if clf.members_:  # a seed ensemble: keep each network's probabilities for bench.posthoc_real --networks
-            seqs = clf._tokenize(X_te)
-            tests = [n._combine(*n._logits(seqs)) for n in (clf, *clf.members_)]
-            networks = {f"val_network{k}": v for k, v in enumerate(clf.network_validation_proba_)} | {f"test_network{k}": t for k, t in enumerate(tests)}
-            p = np.mean(tests, axis=0)  # = clf.predict_proba(X_te), without running the networks twice
-            ensembles.append(f"{name}{tag}")
-        else:
-            p = clf.predict_proba(X_te)
+        p = clf.predict_proba(X_te)
         acc, f1 = scores(y[te], clf.classes_[p.argmax(1)])
         rows.append((f"transformer {name}", acc, f1, round(fit_s, 1), len(clf.history_)))
-        # Ensemble weight on the transformer's own validation split (linear refit without those rows).
+        # Ensemble exponents on the transformer's own validation split (linear refit without those rows).
         va = tr[clf.validation_index_]
         fit_rows = np.setdiff1d(tr, va)
         lin_va = LinearTextClassifier(channel_of=channel_map).fit([texts[i] for i in fit_rows], y[fit_rows])
         assert list(lin_va.classes_) == list(clf.classes_) == list(linear.classes_)
         pl_va = lin_va.predict_proba([texts[i] for i in va])
         y_va = np.searchsorted(clf.classes_, y[va])
-        best_w = fit_blend_weight(clf.validation_proba_, pl_va, y_va)  # as ensemble_method="mixture" does
-        mixture = best_w * p + (1 - best_w) * lin_proba
-        a, b = fit_log_pool(clf.validation_proba_, pl_va, y_va)  # as the default ensemble_method="log-pool" does
+        a, b = fit_log_pool(clf.validation_proba_, pl_va, y_va)  # as ensemble_linear=True does
         ens = apply_log_pool(p, lin_proba, a, b)
-        if config == args.distil_from:  # the served teacher: the same ensemble, on the training texts
-            teacher_tr = apply_log_pool(clf.predict_proba(X_tr), linear.predict_proba(X_tr), a, b)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        # Keep the probabilities (no texts) so that post-hoc choices can be studied without refitting:
-        # bench/posthoc_real.py reads this file.
-        np.savez_compressed(
-            RESULTS / f"proba_{args.dataset}_{name}{tag}.npz", classes=np.asarray(clf.classes_, dtype=str),
-            val_y=y[va], val_transformer=clf.validation_proba_, val_linear=pl_va,
-            test_y=y[te], test_transformer=p, test_linear=lin_proba, train_y=y[fit_rows], **networks,
-        )
-        rows.append((f"mixture {name} (transformer weight {best_w:.2f}, chosen on validation)", *scores(y[te], clf.classes_[mixture.argmax(1)]), "-", "-"))
         rows.append((f"log-pool {name} (exponents {a:.2f}, {b:.2f}, chosen on validation; the product's default)", *scores(y[te], clf.classes_[ens.argmax(1)]), "-", "-"))
-        result[name] = {"params": CONFIGS[config], "history": clf.history_, "fit_seconds": round(fit_s, 1), "ensemble_weight": best_w, "log_pool": [a, b],
+        result[name] = {"params": CONFIGS[config], "history": clf.history_, "fit_seconds": round(fit_s, 1), "log_pool": [a, b],
                         "temperature": clf.temperature_, "n_params": clf.n_params_, "precision": clf.precision_}
         if channel_map:
             is110 = np.array([channel_map[c] == "110" for c in clf.classes_])
             true110 = np.array([channel_map[c] == "110" for c in y[te]])
-            for label, prob in (("transformer", p), ("linear", lin_proba), ("mixture", mixture), ("ensemble", ens)):
+            for label, prob in (("transformer", p), ("linear", lin_proba), ("ensemble", ens)):
                 pred110 = prob[:, is110].sum(1) >= 0.5
                 result[name][f"police_f1_{label}"] = round(float(f1_score(true110, pred110)), 4)
     result["rows"] = rows
@@ -208,9 +166,7 @@ def main() -> None:
     for name, r in result.items():
         if isinstance(r, dict) and "police_f1_transformer" in r:
             print(f"police-or-not F1 ({name}): transformer {r['police_f1_transformer']}, linear {r['police_f1_linear']}, "
-                  f"mixture {r['police_f1_mixture']}, log-pool {r['police_f1_ensemble']}")
-    for saved in ensembles:  # the first k networks and each one alone, mixture and log-pool
-        posthoc_networks(args.dataset, saved)
+                  f"log-pool {r['police_f1_ensemble']}")
 
 
 if __name__ == "__main__":

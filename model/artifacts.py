@@ -14,17 +14,17 @@ Layout (one folder per model version)::
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import joblib
 
 from data.taxonomy import Taxonomy
+from model.checksums import sha256_file
+from model.protocols import RoutingClassifier
 
 logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -38,7 +38,7 @@ class ModelLoadError(RuntimeError):
 class TrainedModel:
     """A classifier plus everything the router needs to use it."""
 
-    classifier: Any
+    classifier: RoutingClassifier
     taxonomy: Taxonomy
     thresholds: dict
     version: str
@@ -51,14 +51,6 @@ class TrainedModel:
         return [str(c) for c in self.classifier.classes_]
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def new_version(kind: str) -> str:
     return f"{kind}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
 
@@ -67,8 +59,8 @@ def save_model(model: TrainedModel, out: str | Path, card: str, extra_config: di
     """Write ``model`` to folder ``out`` (created; existing files are overwritten)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    kind = getattr(model.classifier, "model_class", "linear")
-    if hasattr(model.classifier, "save_pretrained"):  # transformer: save_pretrained files instead of joblib
+    kind = model.classifier.model_class
+    if kind == "transformer":  # save_pretrained files instead of joblib
         files = model.classifier.save_pretrained(out)
     else:
         joblib.dump(model.classifier, out / "model.joblib", compress=3)
@@ -97,30 +89,21 @@ def save_model(model: TrainedModel, out: str | Path, card: str, extra_config: di
     return out
 
 
-def _load_transformer(path: Path, config: dict) -> TrainedModel:
-    """A ``model_class: transformer`` folder: every listed file checked, then ``from_pretrained``."""
-    for name, expected in config.get("files", {}).items():
-        f = path / name
-        if not f.exists():
-            raise ModelLoadError(f"{path}: {name} is missing")
-        if sha256_file(f) != expected:
-            raise ModelLoadError(f"{f}: checksum mismatch (file corrupt or replaced)")
-    try:
+def _load_classifier(path: Path, kind: str) -> RoutingClassifier:
+    """The folder's classifier, by ``model_class`` (its files already checked against config.json)."""
+    if kind == "transformer":
         from model.transformer import TransformerTextClassifier
 
-        classifier = TransformerTextClassifier.from_pretrained(path)
-        taxonomy = Taxonomy.from_dict(json.loads((path / "taxonomy.json").read_text(encoding="utf-8")), source=str(path / "taxonomy.json"))
-        metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8")) if (path / "metrics.json").exists() else {}
-    except Exception as exc:  # missing packages, unreadable weights: the folder is unusable here
-        raise ModelLoadError(f"{path}: cannot load ({type(exc).__name__}: {exc})") from None
-    if [str(c) for c in classifier.classes_] != config.get("labels"):
-        raise ModelLoadError(f"{path}: labels in config.json do not match the classifier")
-    return TrainedModel(classifier=classifier, taxonomy=taxonomy, thresholds=config.get("thresholds", {}), version=config.get("version", path.name),
-                        metrics=metrics, config=config, path=path)
+        return TransformerTextClassifier.from_pretrained(path)
+    return joblib.load(path / "model.joblib")
 
 
 def load_model(path: str | Path) -> TrainedModel:
-    """Load a model folder written by :func:`save_model`. Raises :class:`ModelLoadError`."""
+    """Load a model folder written by :func:`save_model`. Raises :class:`ModelLoadError`.
+
+    One path for every model class: config.json read, every listed file present and matching its
+    checksum, then the classifier (``model.joblib``, or the transformer's ``from_pretrained``), the
+    taxonomy and the metrics; the classifier's labels must be config.json's."""
     path = Path(path)
     cfg_path = path / "config.json"
     if not cfg_path.exists():
@@ -130,30 +113,24 @@ def load_model(path: str | Path) -> TrainedModel:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{cfg_path}: unreadable ({exc})") from None
     kind = config.get("model_class")
-    if kind == "transformer":
-        return _load_transformer(path, config)
-    if kind != "linear":
+    if kind not in ("linear", "transformer"):
         raise ModelLoadError(f"{path}: model class {kind!r} is not supported by this version")
-    weights = path / "model.joblib"
-    if not weights.exists():
-        raise ModelLoadError(f"{path}: model.joblib is missing")
-    expected = config.get("files", {}).get("model.joblib")
-    if expected and sha256_file(weights) != expected:
-        raise ModelLoadError(f"{weights}: checksum mismatch (file corrupt or replaced)")
+    files = dict(config.get("files", {}))
+    if kind == "linear":
+        files.setdefault("model.joblib", None)
+    for name, expected in files.items():
+        f = path / name
+        if not f.exists():
+            raise ModelLoadError(f"{path}: {name} is missing")
+        if expected and sha256_file(f) != expected:
+            raise ModelLoadError(f"{f}: checksum mismatch (file corrupt or replaced)")
     try:
-        classifier = joblib.load(weights)
+        classifier = _load_classifier(path, kind)
         taxonomy = Taxonomy.from_dict(json.loads((path / "taxonomy.json").read_text(encoding="utf-8")), source=str(path / "taxonomy.json"))
         metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8")) if (path / "metrics.json").exists() else {}
-    except Exception as exc:  # any unpickling/parsing failure means the folder is unusable
+    except Exception as exc:  # missing packages, unpickling or parsing failures, an outdated folder: unusable here
         raise ModelLoadError(f"{path}: cannot load ({type(exc).__name__}: {exc})") from None
     if [str(c) for c in classifier.classes_] != config.get("labels"):
         raise ModelLoadError(f"{path}: labels in config.json do not match the classifier")
-    return TrainedModel(
-        classifier=classifier,
-        taxonomy=taxonomy,
-        thresholds=config.get("thresholds", {}),
-        version=config.get("version", path.name),
-        metrics=metrics,
-        config=config,
-        path=path,
-    )
+    return TrainedModel(classifier=classifier, taxonomy=taxonomy, thresholds=config.get("thresholds", {}), version=config.get("version", path.name),
+                        metrics=metrics, config=config, path=path)

@@ -1,4 +1,5 @@
-"""Temperature scaling of class probabilities, fitted on held-out (out-of-fold) predictions.
+"""Calibration of class probabilities, fitted on held-out (out-of-fold) predictions: the one place for
+temperature scaling, the log-linear pool of two models and the channel blend into P(110).
 
 ``p_T = softmax(log p / T)``: T < 1 sharpens under-confident probabilities, T > 1 softens
 over-confident ones; the ranking of classes never changes.
@@ -41,29 +42,6 @@ def fit_temperature(proba: np.ndarray, y_index: np.ndarray, bounds: tuple[float,
     return float(minimize_scalar(nll, bounds=bounds, method="bounded").x)
 
 
-def fit_blend_weight(proba_a: np.ndarray, proba_b: np.ndarray, y_index: np.ndarray, grid: int = 21) -> float:
-    """Weight ``w`` in [0, 1] (on a grid of ``grid`` points) of ``w·proba_a + (1 − w)·proba_b`` that
-    minimises the negative log-likelihood of the true classes; ties go to the smaller ``w``.
-
-    The log-likelihood is a proper scoring rule and changes smoothly with ``w``: on a validation split
-    of a few hundred tickets over 35 departments, accuracy + macro-F1 jumps by points when one text
-    changes (macro-F1 of a department with one validation text is 0 or 1) and picked weights that did
-    worse on held-back tickets (bench/posthoc_real.py).
-
-    >>> a = np.array([[0.9, 0.1], [0.2, 0.8]]); b = np.array([[0.5, 0.5], [0.5, 0.5]])
-    >>> fit_blend_weight(a, b, np.array([0, 1]))   # a is right and confident: all weight on a
-    1.0
-    >>> fit_blend_weight(a, b, np.array([1, 0]))   # a is confidently wrong: all weight on b
-    0.0
-    """
-    rows = np.arange(len(y_index))
-    if not len(rows):
-        return 1.0
-    weights = np.linspace(0.0, 1.0, grid)
-    nll = [float(-np.log(np.clip((w * proba_a + (1 - w) * proba_b)[rows, y_index], 1e-12, 1.0)).mean()) for w in weights]
-    return round(float(weights[int(np.argmin(nll))]), 3)
-
-
 def apply_log_pool(proba_a: np.ndarray, proba_b: np.ndarray, a: float, b: float) -> np.ndarray:
     """Log-linear pool of two models' probabilities (n, n_classes): ``softmax(a·log p_a + b·log p_b)``.
 
@@ -86,7 +64,8 @@ def fit_log_pool(proba_a: np.ndarray, proba_b: np.ndarray, y_index: np.ndarray, 
     """Exponents (a, b) in [0, ``max_exponent``]² of :func:`apply_log_pool` that minimise the negative
     log-likelihood of the true classes ``y_index`` (n,): a grid of step 0.1, then one of step 0.02
     around its best point; rounded to 0.02. Log-likelihood is a proper scoring rule and smooth in a and
-    b (see :func:`fit_blend_weight`); ties go to the smaller exponents.
+    b (a criterion of accuracy + macro-F1 jumps by points when one validation text changes and chose
+    worse weights on held-back tickets: bench/README.md); ties go to the smaller exponents.
 
     Found on the Taidi titles (bench/README.md, stop 13): the mixture's log-likelihood weight leant
     towards the sharper transformer (0.65 to 0.75) because it also had to fix the pair's confidence;
@@ -125,43 +104,26 @@ def fit_log_pool(proba_a: np.ndarray, proba_b: np.ndarray, y_index: np.ndarray, 
     return round(a, 2), round(b, 2)
 
 
-def apply_prior_correction(proba: np.ndarray, prior: np.ndarray, tau: float) -> np.ndarray:
-    """Divide probabilities (n, n_classes) by the training label frequencies ``prior`` (n_classes,)
-    to the power ``tau`` and renormalise: borderline texts move towards rare labels (tau = 0: no change).
+def channel_mask(classes, channel_of: dict, channel: str = "110") -> np.ndarray:
+    """Per class: is it a department of ``channel`` in ``channel_of`` (department → channel), bool (n_classes,).
 
-    >>> apply_prior_correction(np.array([[0.6, 0.4]]), np.array([0.8, 0.2]), 0.5).round(3)
-    array([[0.429, 0.571]])
+    >>> channel_mask(["a", "b", "c"], {"a": "110", "b": "12345"}).tolist()
+    [True, False, False]
     """
-    if tau == 0:
-        return proba
-    p = proba / np.asarray(prior, dtype=float) ** tau
-    return p / p.sum(axis=1, keepdims=True)
+    return np.array([str(channel_of.get(str(c), "")) == channel for c in classes], dtype=bool)
 
 
-def label_prior(train_labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """Label frequencies (n_classes,) of ``train_labels`` with one added to every count (no zeros)."""
-    counts = np.array([(np.asarray(train_labels) == c).sum() for c in classes], dtype=float) + 1
-    return counts / counts.sum()
+def move_110_mass(proba: np.ndarray, is110: np.ndarray, p110: np.ndarray) -> np.ndarray:
+    """Rescale department probabilities (n, n_classes) so that the 110 departments (``is110``) sum to
+    ``p110`` (n,) per row; the ranking inside each channel is kept. A channel head's estimate of
+    P(110) is blended in this way by both classifiers.
 
-
-def fit_prior_correction(proba: np.ndarray, y_index: np.ndarray, prior: np.ndarray, taus: np.ndarray | None = None) -> float:
-    """The ``tau`` of :func:`apply_prior_correction` (grid 0, 0.1, …, 1) with the highest validation
-    accuracy + macro-F1; ties go to the smaller ``tau``.
-
-    Unlike the blend weight, this is a decision rule for the rare departments that macro-F1 counts,
-    so it is chosen on the two numbers it is meant to move, not on the log-likelihood (which prior
-    correction only worsens). On a few hundred validation texts the choice is noisy: measured on
-    Haikou (bench/posthoc_real.py), the 2026-11-24 run chose 0 and the 2026-12-01 run chose 0.1.
+    >>> move_110_mass(np.array([[0.3, 0.1, 0.6]]), np.array([True, True, False]), np.array([0.8])).round(3)
+    array([[0.6, 0.2, 0.2]])
     """
-    from sklearn.metrics import accuracy_score, f1_score
-
-    if not len(y_index):
-        return 0.0
-    taus = np.round(np.linspace(0.0, 1.0, 11), 3) if taus is None else taus
-    best, best_score = 0.0, -np.inf
-    for tau in taus:
-        pred = apply_prior_correction(proba, prior, float(tau)).argmax(axis=1)
-        score = accuracy_score(y_index, pred) + f1_score(y_index, pred, average="macro", zero_division=0)
-        if score > best_score + 1e-9:
-            best, best_score = float(tau), score
-    return best
+    eps = 1e-9
+    s110 = proba[:, is110].sum(axis=1)
+    out = proba.copy()
+    out[:, is110] *= (p110 / np.maximum(s110, eps))[:, None]
+    out[:, ~is110] *= ((1 - p110) / np.maximum(1 - s110, eps))[:, None]
+    return out / out.sum(axis=1, keepdims=True)

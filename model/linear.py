@@ -21,7 +21,7 @@ from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
-from model.calibration import apply_temperature
+from model.calibration import apply_temperature, channel_mask, move_110_mass
 from model.fast_tfidf import FastTfidf
 from model.segment import words
 
@@ -97,6 +97,9 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
         Temperature applied to the final probabilities (1.0 after ``fit``; training sets it from
         out-of-fold predictions with :func:`model.calibration.fit_temperature`).
     """
+
+    model_class = "linear"
+    fast_inference = True  # well under a millisecond a text: a server may route on its event loop
 
     def __init__(
         self,
@@ -192,6 +195,12 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
         """
         return self.predict_proba_features(self.transform(texts))
 
+    def predict_proba_with_features(self, texts: Sequence[str]) -> tuple[np.ndarray, list[FeatureRow]]:
+        """:meth:`predict_proba` and the texts' feature rows, which :meth:`explain` takes as ``features``
+        (the router computes them once per batch, for the scores and the reasons)."""
+        rows = self.transform_rows(texts)
+        return self.predict_proba_features(rows), rows
+
     def predict_proba_features(self, X: csr_matrix | list[FeatureRow]) -> np.ndarray:
         """:meth:`predict_proba` from features already computed: :meth:`transform`'s matrix (n_texts,
         n_features) or :meth:`transform_rows`' list (cheaper for a few texts)."""
@@ -256,17 +265,12 @@ class LinearTextClassifier(ClassifierMixin, BaseEstimator):
         """Rescale department probabilities so that their 110 share equals the blended P(110)."""
         is110 = getattr(self, "_is110", None)
         if is110 is None:
-            is110 = self._is110 = np.array([str(self.channel_of[c]) == "110" for c in self.classes_])
+            is110 = self._is110 = channel_mask(self.classes_, self.channel_of)
         cal = self.channel_calibrated_
         svm = cal.calibrated_classifiers_[0].estimator
         p_bin = self._calibrated_proba(cal, svm, X)[:, list(cal.classes_).index("110")]
-        s110 = proba[:, is110].sum(axis=1)
-        p110 = self.channel_weight * p_bin + (1 - self.channel_weight) * s110
-        eps = 1e-12
-        out = proba.copy()
-        out[:, is110] *= (p110 / np.maximum(s110, eps))[:, None]
-        out[:, ~is110] *= ((1 - p110) / np.maximum(1 - s110, eps))[:, None]
-        return out / out.sum(axis=1, keepdims=True)
+        p110 = self.channel_weight * p_bin + (1 - self.channel_weight) * proba[:, is110].sum(axis=1)
+        return move_110_mass(proba, is110, p110)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Most probable label per text, shape (n_texts,)."""

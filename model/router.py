@@ -142,7 +142,7 @@ class Router:
     def fast(self) -> bool:
         """True when routing a text costs about a millisecond of CPU or less (rules only, or the linear
         model): a server may then route on its event loop rather than hop to a worker thread."""
-        return self.model is None or hasattr(self.model.classifier, "transform_rows")
+        return self.model is None or bool(self.model.classifier.fast_inference)
 
     @property
     def model_version(self) -> str | None:
@@ -162,13 +162,7 @@ class Router:
         if self.model is not None and clean:
             classifier = self.model.classifier
             try:
-                if hasattr(classifier, "transform_rows"):  # the linear model: features once, for scores and reasons
-                    features = classifier.transform_rows(clean)
-                    proba = classifier.predict_proba_features(features)
-                elif hasattr(classifier, "predict_proba_with_features"):  # the transformer with its linear ensemble
-                    proba, features = classifier.predict_proba_with_features(clean)
-                else:
-                    proba = classifier.predict_proba(clean)
+                proba, features = classifier.predict_proba_with_features(clean)  # features once, for scores and reasons
             except Exception:  # a model bug must not drop a live call: fall back to rules, count it
                 logger.exception("model failed on a batch of %d texts; falling back to rules", len(clean))
                 with self._lock:
@@ -248,8 +242,6 @@ class Router:
     def _explain(self, text: str, department: str, features) -> list[str]:
         """The model's terms for ``department``, filler removed (see :data:`FILLER_CHARS`)."""
         classifier = self.model.classifier
-        if not hasattr(classifier, "explain"):
-            return []
         try:
             kw = {} if features is None else {"features": features}
             terms = [t.strip() for t, _ in classifier.explain(text, department, top_k=self.explain_terms * 2, **kw)]

@@ -4,10 +4,8 @@ Two thresholds, both stored with the model:
 
 - ``channel_110``: route to 110 when P(110) = Σ P(department) over 110 departments is at least this.
   Chosen as the largest value that still reaches the target 110 recall on validation data (default
-  0.99), never above 0.5: missing an emergency costs more than a transfer. The recall is the
-  router's: calls that the danger override sends to 110 whatever the model says (``forced_110``)
-  count as caught, so the model's threshold does not also have to catch them, and fewer 12345
-  calls are sent to 110 for nothing.
+  0.99), never above 0.5: missing an emergency costs more than a transfer. The model alone must
+  reach it (counting the danger override's catches was measured and rejected: bench/README.md).
 - ``review``: a decision whose confidence is below this goes to supervisor review. Chosen as the
   smallest value at which the accepted decisions reach the target accuracy on validation data, but
   never above the value that would send more than ``review_budget`` of the calls to review (a queue
@@ -65,7 +63,6 @@ def choose_thresholds(
     taxonomy: Taxonomy,
     target_110_recall: float = 0.99,
     target_auto_accuracy: float = 0.95,
-    forced_110: Sequence[bool] | None = None,
     review_budget: float | None = None,
 ) -> dict:
     """Pick ``channel_110`` and ``review`` from validation predictions.
@@ -76,9 +73,6 @@ def choose_thresholds(
         Out-of-sample probabilities, columns in ``classes`` order.
     y_true : sequence of str, length n_val
         True departments.
-    forced_110 : sequence of bool, length n_val, optional
-        Rows the danger override routes to 110 whatever the model says (see :func:`danger_mask`);
-        they count as caught when the 110 recall target is met. None: the model alone must reach it.
     review_budget : float in (0, 1], optional
         At most this share of the validation rows may fall below the review threshold. None: no cap.
 
@@ -90,21 +84,17 @@ def choose_thresholds(
     p110 = channel_110_probability(proba, classes, taxonomy)
     true110 = np.array([taxonomy.channel_of(y) == "110" for y in y_true])
     out: dict = {"target_110_recall": target_110_recall, "target_auto_accuracy": target_auto_accuracy, "n_validation": int(len(y_true))}
-    forced = np.zeros(len(y_true), dtype=bool) if forced_110 is None else np.asarray(forced_110, dtype=bool)
     if true110.any() and (~true110).any():
         n_pos = int(true110.sum())
-        # Catches needed: every 110 row but the floor((1 - target) * n) the target allows to miss;
-        # rows the override forces are caught already.
-        need = n_pos - int(np.floor((1 - target_110_recall) * n_pos + 1e-9)) - int((true110 & forced).sum())
-        free = np.sort(p110[true110 & ~forced])[::-1]
+        # Catches needed: every 110 row but the floor((1 - target) * n) the target allows to miss.
+        need = n_pos - int(np.floor((1 - target_110_recall) * n_pos + 1e-9))
+        free = np.sort(p110[true110])[::-1]
         t = 0.5 if need <= 0 or not len(free) else float(min(0.5, free[min(need, len(free)) - 1]))
         t = max(t, 1e-3)
-        pred110 = (p110 >= t) | forced
+        pred110 = p110 >= t
         out["channel_110"] = round(t, 6)
         out["validation_110_recall"] = round(float(pred110[true110].mean()), 4)
         out["validation_110_precision"] = round(float(true110[pred110].mean()) if pred110.any() else 0.0, 4)
-        out["override_counted"] = forced_110 is not None
-        out["validation_110_forced_by_override"] = int((true110 & forced).sum())
     else:
         out["channel_110"] = 0.5
     chan, dep, conf, _ = decide(proba, classes, taxonomy, out["channel_110"])  # the model's own decisions (review threshold)
@@ -199,13 +189,3 @@ def operating_points_table(points: dict) -> str:
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.1%}"
 
-
-def danger_mask(texts: Sequence[str], rules=None, taxonomy: Taxonomy | None = None) -> np.ndarray:
-    """Per text: does a danger rule fire, so that the router's override sends it to 110 (bool, (n,)).
-    ``rules``: a :class:`model.rules.RuleEngine`; default the shipped rules file. Texts are normalised
-    as the router normalises them."""
-    from data.cleaning import normalize_text
-    from model.rules import RuleEngine
-
-    engine = rules or RuleEngine.from_file(taxonomy=taxonomy)
-    return np.array([bool(engine.danger(normalize_text(t))) for t in texts], dtype=bool)

@@ -47,3 +47,58 @@ def write_csv(path: Path, rows: list[dict], encoding: str = "utf-8", columns: li
         w.writeheader()
         w.writerows(rows)
     return path
+
+
+# ------------------------------------------------------------------------------ tiny transformers
+# Learning rates high enough that the tiny random base learns the 48 rows in 10 short epochs.
+FAST_TRANSFORMER = dict(epochs=10, lr_encoder=2e-3, lr_head=5e-3, batch_size=8, val_fraction=0.25, early_stopping_patience=20)
+
+
+def make_unigram_base(path, texts=None, hidden: int = 32, layers: int = 2, seed: int = 0):
+    """A tiny XLM-R-style base (sentencepiece unigram tokenizer, <s>/<pad>/</s>/<unk>) + random BERT
+    (hidden 32, 2 layers: a fine-tune takes about a second); ``texts``: default the tiny corpus's."""
+    texts = texts or [r["text"] for r in tiny_rows()]
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, XLMRobertaTokenizerFast
+
+    tk = Tokenizer(models.Unigram())
+    tk.normalizer = normalizers.NFKC()
+    tk.pre_tokenizer = pre_tokenizers.Metaspace()
+    tk.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], unk_token="<unk>", shrinking_factor=0.9)
+    tk.train_from_iterator(["query: " + t for t in texts] + ["abcdefghijklmnopqrstuvwxyz 0123456789 .,:;!?"], trainer=trainer)
+    tk.add_special_tokens(["<mask>"])
+    tk.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    tok = XLMRobertaTokenizerFast(tokenizer_object=tk, model_max_length=128)
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
+                     max_position_embeddings=130, pad_token_id=tok.pad_token_id)
+    BertModel(cfg, add_pooling_layer=False).save_pretrained(path)
+    tok.save_pretrained(path)
+    (path / "hotline_base.json").write_text(json.dumps({"prefix": "query: ", "note": "tiny test model"}), encoding="utf-8")
+    return path
+
+
+def make_wordpiece_base(path, texts=None, hidden: int = 32, layers: int = 2, seed: int = 0):
+    """A tiny bert-base-chinese-style base: character WordPiece vocabulary + random BERT (no prefix file)."""
+    texts = texts or [r["text"] for r in tiny_rows()]
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    chars = sorted({c for t in texts for c in t if not c.isspace()})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *"abcdefghijklmnopqrstuvwxyz0123456789"]
+    tok = BertTokenizerFast(vocab={t: i for i, t in enumerate(dict.fromkeys(vocab))}, model_max_length=128)
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
+                     max_position_embeddings=130, pad_token_id=0)
+    BertModel(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def tiny_transformer(base, **params):
+    """An unfitted TransformerTextClassifier on a tiny base (``make_unigram_base``) with the fast recipe."""
+    from model.transformer import TransformerTextClassifier
+
+    return TransformerTextClassifier(base_model=str(base), **{**FAST_TRANSFORMER, **params})

@@ -175,3 +175,28 @@ def test_the_readme_retrain_and_promote_examples_run_as_written(tmp_path):
     # One rule for both commands: nothing is trained into the registry.
     r = hotline("train", "--data", "tickets.xlsx", "--out", "models/mine", cwd=tmp_path)
     assert r.returncode == 2 and "inside the model registry" in r.stderr
+
+
+def test_train_help_groups_the_transformer_options_and_the_rejected_ones_are_gone(workdir):
+    """Issue 20: `hotline train --help` puts the options only --model transformer reads under their own
+    heading; the options the benchmarks rejected (--teacher, --count-override, its --rules) are refused."""
+    r = hotline("train", "--help", cwd=workdir, env={"COLUMNS": "200", "TERM": "dumb"})
+    assert r.returncode == 0, r.stderr
+    import re
+
+    general_text, _, transformer_text = r.stdout.partition("transformer (--model transformer)")
+    assert transformer_text, r.stdout
+
+    def options(text):  # the option each help line names first
+        return {m.group(1) for m in re.finditer(r"^[│|\s*]*(--[a-z0-9-]+)", text, re.M)}
+
+    general, transformer = options(general_text), options(transformer_text)
+    for option in ("--base-model", "--param", "--int8-min-agreement"):
+        assert option in transformer and option not in general
+    for option in ("--data", "--out", "--target-110-recall", "--review-budget"):
+        assert option in general and option not in transformer
+    for gone in ("--teacher", "--count-override", "--rules"):
+        assert gone not in r.stdout
+    data = write_jsonl(workdir / "tiny-gone.jsonl", tiny_rows())
+    r = hotline("train", "--data", str(data), "--out", str(workdir / "never"), "--count-override", cwd=workdir)
+    assert r.returncode == 2 and "--count-override" in r.stderr and not (workdir / "never").exists()

@@ -28,7 +28,8 @@ from typing import Callable
 
 from data.loading import load_many
 from data.schema import CallRecord
-from model.artifacts import TrainedModel, sha256_file
+from model.artifacts import TrainedModel
+from model.checksums import sha256_file
 from model.registry import files_fingerprint
 from model.router import Router
 from training.evaluate import evaluate_records

@@ -172,60 +172,6 @@ def _plots(out: Path, metrics: dict, records: list[CallRecord], decisions: list[
     plt.close(fig)
 
 
-def cross_validate(cfg, folds: int = 5, inner_folds: int = 3, progress: bool = True) -> tuple[list[CallRecord], list[Decision], dict]:
-    """k-fold cross-validation of the configured linear model on ``cfg.data``.
-
-    Each outer fold trains on the other folds (thresholds from inner out-of-fold predictions) and
-    routes its own rows, so every decision comes from a model that never saw that row.
-
-    Returns (records, decisions in record order, metrics).
-    """
-    from sklearn.metrics import f1_score
-    from sklearn.model_selection import StratifiedKFold
-
-    from data.cleaning import normalize_text  # the router normalises before scoring: the classifier alone must too
-
-    from model.artifacts import new_version
-    from model.calibration import apply_temperature, fit_temperature
-    from model.thresholds import choose_thresholds
-    from training.train import load_training_data, make_classifier, out_of_fold_proba
-
-    result, taxonomy = load_training_data(cfg)
-    records = result.records
-    texts = [r.text for r in records]
-    labels = np.asarray([r.department for r in records])
-    decisions: list[Decision | None] = [None] * len(records)
-    alone = np.empty(len(records), dtype=object)  # the classifier's own most probable department
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
-    for k, (tr, te) in enumerate(tqdm(list(splitter.split(texts, labels)), desc="cross-validation", disable=not progress, unit="fold")):
-        clf = make_classifier(cfg, taxonomy)
-        tr_texts = [texts[i] for i in tr]
-        oof, classes = out_of_fold_proba(clf, tr_texts, labels[tr], inner_folds, cfg.seed, progress=False)
-        temperature = fit_temperature(oof, np.array([classes.index(y) for y in labels[tr]]))
-        oof = apply_temperature(oof, temperature)
-        thresholds = choose_thresholds(oof, classes, labels[tr], taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy,
-                                       review_budget=cfg.review_budget)
-        clf.fit(tr_texts, labels[tr])
-        clf.temperature_ = temperature
-        router = Router(TrainedModel(clf, taxonomy, thresholds, version=f"{new_version('linear')}-fold{k + 1}"))
-        te_texts = [normalize_text(texts[i]) for i in te]
-        alone[te] = np.asarray(clf.classes_)[clf.predict_proba(te_texts).argmax(axis=1)]
-        for i, d in zip(te, route_all(router, [texts[i] for i in te])):
-            decisions[i] = d
-    done = [d for d in decisions if d is not None]
-    metrics = routing_metrics(
-        labels, [d.department for d in done], [d.channel for d in done], [d.confidence for d in done], taxonomy,
-        needs_review=[d.needs_review for d in done], true_channels=[r.channel for r in records],
-        reached_110=[d.action == "consult" for d in done],
-    )
-    metrics["cross_validation_folds"] = folds
-    metrics["classifier_alone"] = {
-        "accuracy": round(float(np.mean(alone == labels)), 4),
-        "macro_f1": round(float(f1_score(labels, alone.astype(str), labels=sorted(set(labels)), average="macro", zero_division=0)), 4),
-    }
-    return records, done, metrics
-
-
 def rule_report(records: list[CallRecord], engine=None) -> list[dict]:
     """Judge the rules as a set on labelled records (snorkel-style analysis).
 

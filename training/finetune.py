@@ -25,7 +25,8 @@ from model.thresholds import choose_thresholds, decide
 from model.transformer import MEMBERS_DIR, ONNX_INT8_FILE, TransformerTextClassifier, probability_agreement
 from training.metrics import routing_metrics, summary_line
 from training.model_card import _fmt, channel_threshold_line, metrics_table, operating_points_section
-from training.train import TrainConfig, data_hash, has_channel_information, load_training_data, override_mask, report_operating_points
+from training.config import TrainConfig, data_hash, has_channel_information, load_rows, load_training_data, report_operating_points
+from training.evaluate import evaluate_records
 
 logger = logging.getLogger(__name__)
 
@@ -49,44 +50,17 @@ def backend_agreement(clf: TransformerTextClassifier, folder: str | Path, texts:
     return {"backend": backend, **probability_agreement(ref, got)}
 
 
-def teacher_probabilities(folder: str | Path, texts: list[str], labels: np.ndarray) -> tuple[np.ndarray, str]:
-    """A trained model's probabilities of ``texts``, shape (n_texts, n_labels), columns in the sorted
-    order of ``labels`` (as :meth:`TransformerTextClassifier.fit` wants them), and the teacher's version.
-    Columns the labels do not use are dropped and the rows renormalised; a label the teacher does not
-    know is an error."""
-    from model.artifacts import load_model
-
-    teacher = load_model(folder)
-    known = [str(c) for c in teacher.classifier.classes_]
-    wanted = [str(c) for c in np.unique(labels)]
-    missing = sorted(set(wanted) - set(known))
-    if missing:
-        raise DataError(f"teacher {folder} does not know the labels {missing}; train the teacher on the same labels")
-    proba = teacher.classifier.predict_proba(texts)[:, [known.index(c) for c in wanted]]
-    proba = proba / np.clip(proba.sum(1, keepdims=True), 1e-12, None)
-    return proba, teacher.version
-
-
 def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     """Load data, fine-tune, choose thresholds on the held-out split, export ONNX, save to ``cfg.out``."""
     t0 = time.perf_counter()
-    result, taxonomy = load_training_data(cfg)
+    result, taxonomy, texts, labels = load_rows(cfg, 8, "fine-tune")
     records = result.records
-    if len(records) < 8:
-        raise DataError(f"only {len(records)} usable rows; need more labelled tickets to fine-tune")
-    texts = [r.text for r in records]
-    labels = np.asarray([r.department for r in records])
-    teacher_proba = teacher_version = None
-    if cfg.teacher:
-        teacher_proba, teacher_version = teacher_probabilities(cfg.teacher, texts, labels)
-        logger.info("distilling from %s (%s)", cfg.teacher, teacher_version)
-    clf = make_transformer(cfg, taxonomy, progress).fit(texts, labels, teacher_proba=teacher_proba)
+    clf = make_transformer(cfg, taxonomy, progress).fit(texts, labels)
     classes = [str(c) for c in clf.classes_]
     val_y = clf.validation_labels_
     if len(val_y) == 0:
         raise DataError("no validation rows: raise transformer val_fraction (thresholds are chosen on held-out rows)")
     thresholds = choose_thresholds(clf.validation_proba_, classes, val_y, taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy,
-                                   forced_110=override_mask(cfg, [texts[i] for i in clf.validation_index_], taxonomy),
                                    review_budget=cfg.review_budget)
     chan, dep, conf, p110 = decide(clf.validation_proba_, classes, taxonomy, thresholds["channel_110"])
     validation = routing_metrics(val_y, dep, chan, conf, taxonomy, needs_review=conf < thresholds["review"],
@@ -115,8 +89,6 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     out = Path(cfg.out)
     test_records = []
     if cfg.test_data:
-        from training.evaluate import evaluate_records  # here: evaluation imports the router
-
         test, _ = load_training_data(cfg, files=cfg.test_data, taxonomy=taxonomy)
         test_records = test.records
         metrics["test"] = evaluate_records(model, test_records)["metrics"]
@@ -132,8 +104,6 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
         "base_model": str(cfg.base_model or "models/base/e5-small-zh"),
         "label_counts": {c: int((labels == c).sum()) for c in classes},
     }
-    if teacher_version:
-        extra["teacher"] = {"folder": str(cfg.teacher), "version": teacher_version}
     if cfg.export_onnx:
         try:
             clf.export_onnx(out)
@@ -162,14 +132,11 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     return model
 
 
-def _averaged(clf: TransformerTextClassifier) -> str:
-    epochs = getattr(clf, "averaged_epochs_", None) or []
-    if getattr(clf, "refit_history_", None):
-        return (f"a network retrained on every row (validation rows too) for {len(clf.refit_history_)} epochs, "
-                f"the best epoch of the first one (refit_full; its thresholds and weights are the first network's)")
-    if len(epochs) > 1:
-        return "the average of epochs " + ", ".join(str(e) for e in sorted(epochs))
-    return f"epoch {epochs[0]}" if epochs else "the last epoch"
+def _best_epoch(clf: TransformerTextClassifier) -> str:
+    scored = [h for h in clf.history_ if "val_accuracy" in h]
+    if not scored:
+        return "the last epoch"
+    return f"epoch {max(scored, key=lambda h: h['val_accuracy'] + h['val_macro_f1'])['epoch']}"
 
 
 def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) -> str:
@@ -193,32 +160,22 @@ def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) 
     ]
     if note:
         lines += [f"**Base weights:** {note}", ""]
-    if "teacher" in extra:
-        lines += [f"**Distilled** from `{extra['teacher']['version']}` (`{extra['teacher']['folder']}`): its probabilities of the training texts "
-                  f"weigh {clf.distill_weight:.2f} in the department loss, softened by T = {clf.distill_temperature}.", ""]
-    if getattr(clf, "prior_tau_", 0.0):
-        lines += [f"**Prior correction:** probabilities divided by the training label frequencies to the power {clf.prior_tau_:.1f} "
-                  "(chosen on the validation split by accuracy + macro-F1), which favours rare departments on borderline texts.", ""]
     if clf.members_:
         lines += [f"**Seed ensemble:** {1 + len(clf.members_)} networks trained on the same rows from seeds "
                   f"{', '.join(str(s) for s in [clf.random_state] + [m.random_state for m in clf.members_])}, each calibrated on the same "
                   f"validation split (T = {', '.join(f'{x.temperature_:.3f}' for x in [clf, *clf.members_])}); the transformer's probabilities "
                   f"are their mean. The epoch table below is the first network's; the others' are in `metrics.json` (`members`).", ""]
-    if getattr(clf, "linear_", None) is not None:
-        if getattr(clf, "ensemble_exponents_", None) is not None:
-            a, b = clf.ensemble_exponents_
-            lines += [f"**Ensemble:** probabilities are softmax({a:.2f} × log P(transformer) + {b:.2f} × log P(linear)), a log-linear pool with "
-                      "the linear model (`linear.joblib`, exponents chosen on the validation split by log-likelihood); the linear model's "
-                      "terms explain decisions.", ""]
-        else:
-            lines += [f"**Ensemble:** probabilities are {clf.ensemble_weight_:.2f} × transformer + {1 - clf.ensemble_weight_:.2f} × the linear model "
-                      "(`linear.joblib`, weight chosen on the validation split); the linear model's terms explain decisions.", ""]
+    if clf.ensemble_ is not None:
+        a, b = clf.ensemble_.exponents
+        lines += [f"**Ensemble:** probabilities are softmax({a:.2f} × log P(transformer) + {b:.2f} × log P(linear)), a log-linear pool with "
+                  "the linear model (`linear.joblib`, exponents chosen on the validation split by log-likelihood); the linear model's "
+                  "terms explain decisions.", ""]
     lines += [
         "## Training",
         f"- files: {', '.join(f'`{d}`' for d in cfg.data)} (columns `{cfg.text_column}` → `{cfg.label_column}`); rows {m['train_rows']}, skipped {m['skipped_rows']}",
         f"- sha256 of (text, label) rows: `{extra['training_data_sha256'][:16]}…`",
         f"- parameters: {', '.join(f'{k}={v}' for k, v in clf.get_params().items() if k not in ('channel_map', 'progress'))}",
-        f"- epochs run: {len(clf.history_)}; served weights: {_averaged(clf)} (chosen by validation accuracy + macro-F1); "
+        f"- epochs run: {len(clf.history_)}; served weights: {_best_epoch(clf)} (chosen by validation accuracy + macro-F1); "
         f"{m['n_params']:,} parameters; {m['train_seconds']} s, trained in {getattr(clf, 'precision_', None) or 'fp32'}",
         "",
         "| epoch | train loss | val accuracy | val macro-F1 | seconds |",

@@ -8,10 +8,8 @@ from model import segment
 
 def channel_threshold_line(t: dict) -> str:
     """The card's line for the 110 threshold: what it is, the recall target, what it gave on validation."""
-    counted = (f", the danger override counted: it caught {t['validation_110_forced_by_override']} of the validation 110 calls"
-               if t.get("override_counted") else ", the model alone")
     return (f"- bring 110 in when P(110) ≥ **{t['channel_110']:.4f}**: a transfer from 0.5, a three-way consult below "
-            f"(target 110 recall {t['target_110_recall']}{counted}; "
+            f"(target 110 recall {t['target_110_recall']}, the model alone; "
             f"validation 110 recall {_fmt(t.get('validation_110_recall'))}, precision {_fmt(t.get('validation_110_precision'))})")
 
 

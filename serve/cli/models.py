@@ -8,6 +8,9 @@ import typer
 
 from serve.cli._common import _load_router, _outside_registry, _parse_params, _setup_logging, _user_errors, app
 
+# ``hotline train --help`` lists the options that only --model transformer reads in a group of their own.
+TRANSFORMER_OPTIONS = "transformer (--model transformer)"
+
 
 @app.command()
 def train(
@@ -17,8 +20,8 @@ def train(
     label_column: str = typer.Option("department", help="Column with the department (e.g. 处置单位)"),
     channel_column: Optional[str] = typer.Option(None, help="Column with the channel (110/12345, or yes/no for handled by police)"),
     model: str = typer.Option("linear", help="Model kind: linear, or transformer (fine-tunes --base-model)"),
-    base_model: Optional[Path] = typer.Option(None, "--base-model", help="transformer: local Hugging Face folder (default models/base/e5-small-zh, see `hotline base-model`)"),
-    param: List[str] = typer.Option([], "--param", help="transformer: KEY=VALUE classifier parameter, e.g. epochs=4, num_layers=6; repeatable"),
+    base_model: Optional[Path] = typer.Option(None, "--base-model", rich_help_panel=TRANSFORMER_OPTIONS, help="Local Hugging Face folder (default models/base/e5-small-zh, see `hotline base-model`)"),
+    param: List[str] = typer.Option([], "--param", rich_help_panel=TRANSFORMER_OPTIONS, help="KEY=VALUE classifier parameter, e.g. epochs=4, num_layers=6; repeatable"),
     taxonomy: Optional[str] = typer.Option(None, help="Taxonomy file, 'default' or 'infer' (default: the national taxonomy when all labels are its codes, else inferred)"),
     channel_map: Optional[Path] = typer.Option(None, help="YAML/JSON/CSV mapping each department to 110 or 12345"),
     test_data: List[Path] = typer.Option([], "--test-data", help="Held-out labelled file(s) scored after training (written to the model card)"),
@@ -26,10 +29,7 @@ def train(
     strip_boilerplate: bool = typer.Option(False, help="Remove dispatch boilerplate such as 请交警核实处理 (it leaks the label)"),
     target_110_recall: float = typer.Option(0.99, help="110 recall the channel threshold must reach on validation data (calls at or above it reach 110: transferred, or in a three-way consult below P(110) 0.5)"),
     review_budget: float = typer.Option(0.15, help="At most this share of calls goes to supervisor review (1 = the accuracy target alone decides)"),
-    count_override: bool = typer.Option(False, "--count-override", help="Count the calls the danger override sends to 110 towards the 110 recall target (default: the model alone must reach it)"),
-    rules: Optional[Path] = typer.Option(None, "--rules", help="With --count-override: the rules file the service will run (default: the shipped one)"),
-    teacher: Optional[Path] = typer.Option(None, "--teacher", help="transformer: a trained model folder to distil from (its probabilities of the training texts are learnt too)"),
-    int8_min_agreement: float = typer.Option(0.995, help="transformer: keep model.int8.onnx only if it agrees with PyTorch on this share of labels (else float32 ONNX serves)"),
+    int8_min_agreement: float = typer.Option(0.995, rich_help_panel=TRANSFORMER_OPTIONS, help="Keep model.int8.onnx only if it agrees with PyTorch on this share of labels (else float32 ONNX serves)"),
     seed: int = typer.Option(13),
     verbose: bool = typer.Option(True, help="Log progress"),
 ) -> None:
@@ -45,9 +45,9 @@ def train(
             data=[str(d) for d in data], out=str(out), text_column=text_column, label_column=label_column, channel_column=channel_column,
             model=model, taxonomy=taxonomy, channel_map=str(channel_map) if channel_map else None, strict=not lenient,
             strip_boilerplate=strip_boilerplate, target_110_recall=target_110_recall, seed=seed, test_data=[str(t) for t in test_data],
-            threshold_counts_override=count_override, rules_file=str(rules) if rules else None, review_budget=review_budget,
+            review_budget=review_budget,
             base_model=str(base_model) if base_model else None, transformer=_parse_params(param),
-            teacher=str(teacher) if teacher else None, int8_min_agreement=int8_min_agreement,
+            int8_min_agreement=int8_min_agreement,
         )
         trained = run_train(cfg)
     m = trained.metrics
@@ -127,7 +127,8 @@ def evaluate(
 ) -> None:
     """Score a model (or the rules, or k-fold cross-validation) and write a report folder with plots."""
     _setup_logging(False)
-    from training.evaluate import cross_validate, evaluate_records, write_report
+    from training.evaluate import evaluate_records, write_report
+    from training.train import cross_validate
     from training.metrics import summary_line
     from training.train import TrainConfig, load_training_data
 

