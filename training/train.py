@@ -238,6 +238,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
         "validation_out_of_fold": validation,
         "train_rows": len(records),
         "skipped_rows": len(result.errors),
+        "input": result.input_report(),
         "train_seconds": seconds,
         "temperature": round(temperature, 4),
         "operating_points": points,
