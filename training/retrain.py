@@ -239,10 +239,11 @@ def retrain(cfg: RetrainConfig, progress: bool = True) -> RetrainResult:
     rows, stats = merge_records(base.records, new.records, exclude_keys={dedup_key(r.text) for r in test.records})
     stats.base_bad_rows_skipped, stats.new_bad_rows_skipped = len(base.errors), len(new.errors)
     # repeats within a side were dropped while loading (with their lines); count them as the merge would
-    stats.duplicates_in_base += len(base.duplicates) + len(base.conflicts)
-    stats.conflicts_in_base += len(base.conflicts)
-    stats.duplicates_in_new += len(new.duplicates) + len(new.conflicts)
-    stats.conflicts_in_new += len(new.conflicts)
+    for side, res in (("base", base), ("new", new)):
+        repeats = len(res.duplicates) + len(res.conflicts)
+        setattr(stats, f"{side}_rows", getattr(stats, f"{side}_rows") + repeats)  # rows read, as before loading dropped them
+        setattr(stats, f"duplicates_in_{side}", getattr(stats, f"duplicates_in_{side}") + repeats)
+        setattr(stats, f"conflicts_in_{side}", getattr(stats, f"conflicts_in_{side}") + len(res.conflicts))
     inputs = {"base": base.input_report(), "new": new.input_report(), "test": test.input}
     logger.info("merge: %s", stats.summary())
     if not any(origin == "new" for _, origin in rows):

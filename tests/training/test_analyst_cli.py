@@ -108,6 +108,8 @@ def test_train_evaluate_retrain_drop_duplicates_and_report_conflicts_by_line(wor
     assert r.returncode == 0, r.stderr
     assert "base data: 1 exact duplicate row dropped" in r.stdout and "base data: 1 row with the text of an earlier row" in r.stdout
     assert "repeats.csv:51: same text as line 15" in r.stdout
+    merge = json.loads((tmp_path / "chal" / "comparison.json").read_text(encoding="utf-8"))["merge"]
+    assert (merge["base_rows"], merge["duplicates_in_base"], merge["conflicts_in_base"]) == (50, 2, 1), "rows read, and every drop counted once"
 
 
 # ---------------------------------------------------------------------------------------------
