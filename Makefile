@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup model base-model run test browser bench clean
+.PHONY: setup model base-model run test browser fonts bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found; hotline-router needs Python 3.11 (make PY=/path/to/python3.11)"; exit 2; }
@@ -34,7 +34,12 @@ browser:                        ## Debian's chromium for the browser tests (skip
 	  (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) ; } || \
 	  echo "note: chromium not installed; browser tests will be skipped"
 
-test: setup browser             ## the test suite (CI runs exactly this)
+fonts:                          ## Debian's fonts-wqy-microhei, so report plots can draw Chinese department names (else D1…Dn and a note)
+	@fc-list :lang=zh 2>/dev/null | grep -q . || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq fonts-wqy-microhei >/dev/null)) ; } || \
+	  echo "note: no CJK font installed; evaluation plots label departments D1…Dn (names in labels.json)"
+
+test: setup browser fonts       ## the test suite (CI runs exactly this)
 	$(BIN)/python -m pytest
 
 bench: setup                    ## benchmarks (minutes; read ../shared/datasets when present)

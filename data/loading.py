@@ -4,6 +4,16 @@ Every loader returns records plus the errors found, each naming file, line and w
 Strict mode raises :class:`DataError` on the first file with a bad row (listing them all); lenient
 mode skips bad rows and reports how many and which lines. A bad row never silently disappears.
 
+Repeated texts follow one policy for ``train``, ``retrain`` and ``evaluate`` (texts compared by
+:func:`data.cleaning.dedup_key`, within a file and across the files of one load):
+
+- an exact duplicate (same text, same label) is dropped and counted (``LoadResult.duplicates``);
+  it is not a bad row, so no ``--lenient`` is needed;
+- a label conflict (same text, another label) is dropped too, the first row's label is kept, and
+  each one is reported by file and line with both labels (``LoadResult.conflicts``).
+
+:func:`describe_input` turns ``LoadResult.input_report()`` into the lines the commands print.
+
 >>> result = load_records("tickets.csv", text_column="诉求内容", label_column="处置单位")  # doctest: +SKIP
 >>> len(result.records), [str(e) for e in result.errors][:1]                            # doctest: +SKIP
 """
@@ -41,6 +51,19 @@ class LoadResult:
     records: list[CallRecord]
     errors: list[RowError] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
+    duplicates: list[RowError] = field(default_factory=list)  # exact repeats, dropped (not errors)
+    conflicts: list[RowError] = field(default_factory=list)  # same text, another label: dropped, first label kept
+
+    def input_report(self, limit: int = 50) -> dict:
+        """What loading dropped and why, for metrics files and :func:`describe_input` (lines, labels; no texts)."""
+        return {
+            "rows_used": len(self.records),
+            "bad_rows_skipped": len(self.errors),
+            "exact_duplicates_dropped": len(self.duplicates),
+            "exact_duplicate_lines": [_where(e) for e in self.duplicates[:limit]],
+            "label_conflicts_dropped": len(self.conflicts),
+            "label_conflicts": [str(e) for e in self.conflicts[:limit]],
+        }
 
     def error_summary(self, limit: int = 10) -> str:
         """One line: how many rows were skipped and which lines."""
@@ -49,6 +72,33 @@ class LoadResult:
         shown = "; ".join(str(e) for e in self.errors[:limit])
         more = f" (and {len(self.errors) - limit} more)" if len(self.errors) > limit else ""
         return f"{len(self.errors)} bad rows skipped: {shown}{more}"
+
+
+def _rows(n: int) -> str:
+    return "row" if n == 1 else "rows"
+
+
+def _where(e: RowError) -> str:
+    return f"{e.file}:{e.line}" if e.line is not None else e.file
+
+
+def describe_input(report: dict, name: str = "", limit: int = 10) -> list[str]:
+    """Lines for the command's output: how many exact duplicates were dropped (where) and every label
+    conflict (where, both labels, what was done); empty when there was neither."""
+    prefix = f"{name}: " if name else ""
+    out = []
+    n = report.get("exact_duplicates_dropped", 0)
+    if n:
+        where = report.get("exact_duplicate_lines", [])[:limit]
+        more = f", … {n - len(where)} more" if n > len(where) else ""
+        out.append(f"{prefix}{n} exact duplicate {_rows(n)} dropped (same text and label as an earlier row): {', '.join(where)}{more}")
+    n = report.get("label_conflicts_dropped", 0)
+    if n:
+        shown = report.get("label_conflicts", [])[:limit]
+        more = f"\n  … {n - len(shown)} more (all in metrics.json)" if n > len(shown) else ""
+        out.append(f"{prefix}{n} {_rows(n)} with the text of an earlier row but another label dropped (the earlier row's label kept):\n  "
+                   + "\n  ".join(shown) + more)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,7 +279,8 @@ def load_records(
     cleaner : callable, optional
         Applied after normalisation (e.g. :class:`data.cleaning.BoilerplateStripper`).
     deduplicate : bool
-        Report a row whose text (and label) repeats an earlier row as a duplicate.
+        Drop a row whose text repeats an earlier row: an exact duplicate is counted in ``duplicates``, one
+        with another label is reported in ``conflicts`` (the first row's label is kept). Neither is a bad row.
     max_chars : int, optional
         Longer texts are an error.
 
@@ -249,6 +300,8 @@ def load_records(
         )
     records: list[CallRecord] = []
     errors: list[RowError] = []
+    duplicates: list[RowError] = []
+    conflicts: list[RowError] = []
     seen: dict[str, tuple[int | None, str | None]] = {}
     for line, row, problem in rows:
         if problem:
@@ -296,10 +349,9 @@ def load_records(
             if key in seen:
                 first_line, first_label = seen[key]
                 if label_column and first_label != label:
-                    msg = f"same text as line {first_line} but a different label ({label!r} vs {first_label!r})"
+                    conflicts.append(RowError(name, line, _conflict_msg(f"line {first_line}", label, first_label), kind="conflict"))
                 else:
-                    msg = f"duplicate of line {first_line}"
-                errors.append(RowError(name, line, msg, kind="duplicate"))
+                    duplicates.append(RowError(name, line, f"duplicate of line {first_line}", kind="duplicate"))
                 continue
             seen[key] = (line, label)
         extra = {k: v for k, v in row.items() if k not in wanted}
@@ -311,13 +363,19 @@ def load_records(
         raise DataError(f"{name}: {len(errors)} bad rows (use --lenient to skip them):\n  {shown}{more}", errors)
     if errors:
         logger.warning("%s: %s", name, LoadResult(records, errors).error_summary())
-    return LoadResult(records=records, errors=errors, columns=list(columns))
+    return LoadResult(records=records, errors=errors, columns=list(columns), duplicates=duplicates, conflicts=conflicts)
+
+
+def _conflict_msg(first: str, label: str | None, first_label: str | None) -> str:
+    return f"same text as {first} but another label ({label!r}; {first} has {first_label!r}): dropped, {first_label!r} kept"
 
 
 def load_many(sources: Iterable[Any], **kwargs: Any) -> LoadResult:
     """Load several files with the same column mapping; duplicates are checked across files too."""
     records: list[CallRecord] = []
     errors: list[RowError] = []
+    duplicates: list[RowError] = []
+    conflicts: list[RowError] = []
     columns: list[str] = []
     seen: dict[str, CallRecord] = {}
     dedup = kwargs.get("deduplicate", True)
@@ -325,14 +383,20 @@ def load_many(sources: Iterable[Any], **kwargs: Any) -> LoadResult:
         res = load_records(src, **kwargs)
         columns = columns or res.columns
         errors.extend(res.errors)
+        duplicates.extend(res.duplicates)
+        conflicts.extend(res.conflicts)
         for rec in res.records:
             key = dedup_key(rec.text)
             if dedup and key in seen:
                 first = seen[key]
-                errors.append(RowError(rec.source or "", rec.line, f"duplicate of {first.source}:{first.line}", kind="duplicate"))
+                where = f"{first.source}:{first.line}"
+                if first.department != rec.department:
+                    conflicts.append(RowError(rec.source or "", rec.line, _conflict_msg(where, rec.department, first.department), kind="conflict"))
+                else:
+                    duplicates.append(RowError(rec.source or "", rec.line, f"duplicate of {where}", kind="duplicate"))
                 continue
             seen[key] = rec
             records.append(rec)
     if kwargs.get("strict", True) and errors:
         raise DataError(f"{len(errors)} bad rows across files (use --lenient to skip them):\n  " + "\n  ".join(map(str, errors[:20])), errors)
-    return LoadResult(records=records, errors=errors, columns=columns)
+    return LoadResult(records=records, errors=errors, columns=columns, duplicates=duplicates, conflicts=conflicts)

@@ -4,7 +4,7 @@
 
     models/
       CURRENT              "linear-20261124-010203"  (the folder the API and CLI load)
-      PREVIOUS             the folder served before (``hotline rollback`` goes back to it)
+      PREVIOUS             the folder served before (``hotline rollback`` goes back to it, once)
       history.jsonl        one line per promotion or rollback: time, action, current, previous, note
       linear-20261124-010203/   a model folder (see model.artifacts)
       linear-20261120-174455/
@@ -17,7 +17,7 @@ rollbacks in several processes are serialised with a lock file.
 >>> promote("runs/challenger", "models")      # doctest: +SKIP
 PosixPath('models/linear-20261124-010203')
 >>> rollback("models")                        # doctest: +SKIP
-('linear-20261124-010203', 'linear-20261120-174455')
+Rollback(was='linear-20261124-010203', now='linear-20261120-174455', changed=True, since=None)
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 logger = logging.getLogger(__name__)
 
@@ -161,9 +161,14 @@ class ModelVersion:
         in the same second, in which case the folder gets a ``-2`` suffix.
     weights_sha256 : str or None
         Checksum of the weights; two folders with the same checksum hold the same model.
-    metrics : dict
-        Headline numbers: from ``comparison.json`` (the fixed test set, ``metrics_source="test"``)
-        when the model came from ``hotline retrain``, else out-of-fold validation.
+    validation : dict
+        Headline numbers (``110_recall``, ``accuracy``, ``macro_f1``) on the training data's
+        validation predictions (out-of-fold for the linear model, a held-out split for the transformer).
+    test : dict
+        The same numbers on a test set: the fixed one of ``comparison.json`` when the model came from
+        ``hotline retrain``, else the ``--test-data`` of ``hotline train`` (empty when neither).
+    test_files : list of str
+        The file names that test set was read from.
     """
 
     name: str
@@ -174,8 +179,9 @@ class ModelVersion:
     train_rows: int | None = None
     current: bool = False
     previous: bool = False
-    metrics: dict = field(default_factory=dict)
-    metrics_source: str | None = None
+    validation: dict = field(default_factory=dict)
+    test: dict = field(default_factory=dict)
+    test_files: list = field(default_factory=list)
 
 
 def files_fingerprint(files: dict | None) -> str | None:
@@ -202,25 +208,35 @@ def weights_sha256(model_dir: str | Path) -> str | None:
     return files_fingerprint(config.get("files"))
 
 
-def _headline(model_dir: Path) -> tuple[dict, str | None, int | None]:
+def _split_headline(m: dict) -> dict:
+    """110 recall, accuracy and macro-F1 of a :func:`training.metrics.routing_metrics` dict."""
+    return {
+        "110_recall": (m.get("channel") or {}).get("110_recall"),
+        "accuracy": (m.get("department") or {}).get("accuracy"),
+        "macro_f1": (m.get("department") or {}).get("macro_f1"),
+    }
+
+
+def _headline(model_dir: Path) -> tuple[dict, dict, list, int | None]:
+    """(validation numbers, test numbers, test file names, training rows) of a model folder, kept apart:
+    a validation figure and a test figure are not the same measurement."""
+    try:
+        m = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        m = {}
+    validation = _split_headline(m.get("validation_out_of_fold") or {}) if m.get("validation_out_of_fold") else {}
+    test, files = {}, []
+    if m.get("test"):
+        test, files = _split_headline(m["test"]), [Path(f).name for f in m["test"].get("data") or []]
     comparison = model_dir / "comparison.json"
     if comparison.exists():
         try:
             c = json.loads(comparison.read_text(encoding="utf-8"))
-            return c["challenger"]["metrics"], "test", None
+            test = {k: c["challenger"]["metrics"].get(k) for k in ("110_recall", "accuracy", "macro_f1")}
+            files = [Path(f).name for f in c["test"]["files"]]
         except (json.JSONDecodeError, KeyError):
             pass
-    try:
-        m = json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}, None, None
-    val = m.get("validation_out_of_fold") or {}
-    headline = {
-        "110_recall": (val.get("channel") or {}).get("110_recall"),
-        "accuracy": (val.get("department") or {}).get("accuracy"),
-        "macro_f1": (val.get("department") or {}).get("macro_f1"),
-    }
-    return headline, "validation", m.get("train_rows")
+    return validation, test, files, m.get("train_rows")
 
 
 def list_versions(registry: str | Path) -> list[ModelVersion]:
@@ -240,17 +256,12 @@ def list_versions(registry: str | Path) -> list[ModelVersion]:
             config = json.loads((d / "config.json").read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             config = {}
-        metrics, source, rows = _headline(d)
-        if rows is None:
-            try:
-                rows = json.loads((d / "metrics.json").read_text(encoding="utf-8")).get("train_rows")
-            except (OSError, json.JSONDecodeError):
-                rows = None
+        validation, test, test_files, rows = _headline(d)
         out.append(
             ModelVersion(
                 name=d.name, version=config.get("version", d.name), path=d, created=config.get("created"),
                 weights_sha256=weights_sha256(d), train_rows=rows, current=d.name == current, previous=d.name == previous,
-                metrics=metrics, metrics_source=source,
+                validation=validation, test=test, test_files=test_files,
             )
         )
     return sorted(out, key=lambda v: (v.created or "", v.name))
@@ -317,17 +328,34 @@ def promote(model_dir: str | Path, registry: str | Path, note: dict | None = Non
     return dest
 
 
-def rollback(registry: str | Path, to: str | None = None) -> tuple[str, str]:
-    """Point CURRENT back at PREVIOUS (or at the registered folder ``to``); PREVIOUS becomes the
-    model rolled back from, so a second rollback undoes the first.
+class Rollback(NamedTuple):
+    """What :func:`rollback` did: CURRENT was ``was`` and is now ``now``; ``changed`` is False when a plain
+    rollback found the registry already rolled back (``since``: the time of that rollback)."""
 
-    Returns
-    -------
-    (from_name, to_name)
+    was: str
+    now: str
+    changed: bool = True
+    since: str | None = None
+
+
+def rollback(registry: str | Path, to: str | None = None) -> Rollback:
+    """Point CURRENT back at PREVIOUS, or at the registered folder ``to``; PREVIOUS becomes the model
+    rolled back from.
+
+    A plain rollback (``to`` None) is idempotent: when the last step in ``history.jsonl`` was a
+    rollback and CURRENT is still what it set, nothing changes (``changed`` False), so running the
+    command twice does not silently undo itself. Going one further back, or back to the model rolled
+    back from, takes ``to``.
     """
     registry = Path(registry)
     with _locked(registry):
         current = read_pointer(registry, CURRENT)
+        if to is None and current is not None:
+            steps = history(registry)
+            last = steps[-1] if steps else None
+            if last and last.get("action") == "rollback" and last.get("current") == current:
+                logger.info("already rolled back to %s (from %s at %s); nothing changed", current, last.get("previous"), last.get("time"))
+                return Rollback(last.get("previous") or "", current, changed=False, since=last.get("time"))
         target = to or read_pointer(registry, PREVIOUS)
         if target is None:
             raise RegistryError(f"{registry}: no previous model to roll back to (PREVIOUS is not set); `hotline models` lists the versions")
@@ -340,4 +368,4 @@ def rollback(registry: str | Path, to: str | None = None) -> tuple[str, str]:
         _write_pointer(registry / CURRENT, target)
         _append_history(registry, {"action": "rollback", "current": target, "previous": current})
     logger.info("rolled back from %s to %s", current, target)
-    return current or "", target
+    return Rollback(current or "", target)

@@ -10,6 +10,8 @@ champion is the rules-only router, which is what the service runs with an empty 
     {"test": {"files": [...], "sha256": [...], "rows": 928, "text_column": "text", ...},
      "champion":   {"name": "linear-20261120-174455", "version": ..., "weights_sha256": ..., "metrics": {...}},
      "challenger": {...same...},
+     "labels": {"same": true, "only_champion": [], "only_challenger": [], "shared": 9, "comparable": true,
+                "test_rows_compared": 928, "test_rows_left_out": 0},  # the department lists of the two models
      "deltas": {"110_recall": 0.012, "macro_f1": 0.034, ...},   # challenger − champion
      "merge": {...}}                                            # from training.retrain, when retrained
 
@@ -74,13 +76,14 @@ class EvalSet:
     skipped_rows: int = 0
     strip_boilerplate: bool = False
     extra: dict = field(default_factory=dict)
+    input: dict = field(default_factory=dict)  # duplicates and label conflicts dropped (data.loading)
 
     def spec(self) -> dict:
         """What ``comparison.json`` stores about the test set (no texts)."""
         return {
             "files": self.files, "sha256": self.sha256, "rows": len(self.records), "skipped_rows": self.skipped_rows,
             "text_column": self.text_column, "label_column": self.label_column, "channel_column": self.channel_column,
-            "strip_boilerplate": self.strip_boilerplate,
+            "strip_boilerplate": self.strip_boilerplate, "input": self.input,
         }
 
 
@@ -94,7 +97,8 @@ def load_test_set(
 ) -> EvalSet:
     """Read a labelled test set (CSV/JSONL/XLSX) without a taxonomy, so any model can be scored on it.
 
-    Duplicate texts are bad rows (an error, or skipped with ``strict=False``). Raises DataError.
+    Repeated texts follow :mod:`data.loading`'s policy (exact duplicates dropped and counted, label
+    conflicts dropped and reported, first label kept). Raises DataError.
     """
     from data.cleaning import BoilerplateStripper
 
@@ -104,6 +108,7 @@ def load_test_set(
     return EvalSet(
         records=res.records, files=files, sha256=[sha256_file(Path(f)) for f in files], text_column=text_column,
         label_column=label_column, channel_column=channel_column, skipped_rows=len(res.errors), strip_boilerplate=strip_boilerplate,
+        input=res.input_report(),
     )
 
 
@@ -170,26 +175,63 @@ def evaluate_one(model: TrainedModel | None, records: list[CallRecord]) -> dict:
     }
 
 
+def label_sets(challenger: TrainedModel, champion: TrainedModel | None) -> tuple[set[str], set[str]]:
+    """The departments each model routes to (its taxonomy's codes; rules only: the rules' taxonomy)."""
+    champ_tax = champion.taxonomy if champion is not None else Router(None).taxonomy
+    return set(challenger.taxonomy.codes), set(champ_tax.codes)
+
+
+def describe_labels(labels: dict, limit: int = 8) -> str:
+    """One phrase for a comparison's ``labels`` entry: what differs and what was compared."""
+    def some(codes: list[str]) -> str:
+        return ", ".join(codes[:limit]) + (f", … {len(codes) - limit} more" if len(codes) > limit else "")
+
+    parts = []
+    if labels["only_champion"]:
+        parts.append(f"{len(labels['only_champion'])} only the champion has ({some(labels['only_champion'])})")
+    if labels["only_challenger"]:
+        parts.append(f"{len(labels['only_challenger'])} only the challenger has ({some(labels['only_challenger'])})")
+    diff = "; ".join(parts)
+    if not labels["comparable"]:
+        return f"{diff}; no test row is of a department both have, so the numbers cannot be compared"
+    return (f"{diff}; compared on the {labels['test_rows_compared']} test rows of the {labels['shared']} shared departments "
+            f"({labels['test_rows_left_out']} rows of other departments left out)")
+
+
 def compare_models(challenger: TrainedModel, champion: TrainedModel | None, test: EvalSet) -> dict:
     """Score both models on ``test``; returns the comparison dict (see the module docstring).
 
     ``deltas`` are challenger minus champion for every headline number (None where either is None).
+    When the models route to different department lists, both are scored only on the test rows of
+    the departments they share (a model cannot be judged on a department it does not have), and
+    ``labels`` says what differs; with no such row the deltas are None and ``labels.comparable`` False.
     """
+    from data.loading import DataError
+
     records = _truth_channels(test.records, [challenger.taxonomy, champion.taxonomy if champion is not None else None])
     if not records:
-        from data.loading import DataError
-
         raise DataError(f"{', '.join(test.files)}: no usable test rows")
+    chal_codes, champ_codes = label_sets(challenger, champion)
+    shared = chal_codes & champ_codes
+    labels = {"same": chal_codes == champ_codes, "only_champion": sorted(champ_codes - chal_codes),
+              "only_challenger": sorted(chal_codes - champ_codes), "shared": len(shared), "comparable": True,
+              "test_rows_compared": len(records), "test_rows_left_out": 0}
+    if not labels["same"]:
+        kept = [r for r in records if r.department in shared]
+        labels.update(test_rows_compared=len(kept), test_rows_left_out=len(records) - len(kept), comparable=bool(kept))
+        records = kept or records
+        logger.info("the champion and the challenger route to different departments: %s", describe_labels(labels))
     chal = evaluate_one(challenger, records)
     champ = evaluate_one(champion, records)
     deltas = {}
     for key, _ in HEADLINE:
         a, b = chal["metrics"].get(key), champ["metrics"].get(key)
-        deltas[key] = None if a is None or b is None else round(a - b, 4)
+        deltas[key] = None if a is None or b is None or not labels["comparable"] else round(a - b, 4)
     logger.info("compared %s (challenger) with %s (champion) on %d test rows", chal["name"], champ["name"], len(records))
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "test": test.spec(),
+        "labels": labels,
         "champion": champ,
         "challenger": chal,
         "deltas": deltas,
@@ -234,9 +276,18 @@ def render_markdown(comparison: dict) -> str:
         comparison_table(comparison),
         "",
     ]
+    labels = comparison.get("labels")
+    if labels and not labels["same"]:
+        lines += ["## The department lists differ", "", f"Departments: {describe_labels(labels, limit=1000)}. "
+                  "`hotline promote` refuses such a challenger unless given --allow-label-change.", ""]
     merge = comparison.get("merge")
     if merge:
-        lines += ["## Training data of the challenger", "", *[f"- {k.replace('_', ' ')}: {v}" for k, v in merge.items()], ""]
+        from data.loading import describe_input
+
+        lines += ["## Training data of the challenger", "", *[f"- {k.replace('_', ' ')}: {v}" for k, v in merge.items()]]
+        for side, report in (comparison.get("input") or {}).items():
+            lines += [f"- {line}" for line in describe_input(report or {}, name=f"{side} data")]
+        lines.append("")
     champ, chal = comparison["champion"]["per_department_f1"], comparison["challenger"]["per_department_f1"]
     lines += ["## F1 per department", "", "| department | champion | challenger |", "| --- | --- | --- |"]
     for dep in sorted(set(champ) | set(chal)):

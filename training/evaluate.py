@@ -1,8 +1,9 @@
 """Evaluate a router on labelled tickets and write a report folder.
 
-Report folder contents: ``metrics.json``, ``report.md``, ``misrouted_110.jsonl`` (masked texts of 110
-calls routed to 12345), ``confusion_department.png``, ``confusion_channel.png``, ``reliability.png``
-and ``coverage.png``.
+Report folder contents: ``metrics.json``, ``report.md`` (with the most frequent department confusions),
+``misrouted_110.jsonl`` (masked texts of 110 calls routed to 12345), ``confusion_department.png``
+(department names and counts, see :mod:`training.confusion`), ``confusion_channel.png``,
+``reliability.png`` and ``coverage.png``; ``labels.json`` only when no CJK font could draw the names.
 """
 from __future__ import annotations
 
@@ -61,10 +62,35 @@ def evaluate_records(model: TrainedModel | Router | None, records: list[CallReco
     return {"metrics": metrics, "decisions": decisions}
 
 
-def write_report(out_dir: str | Path, metrics: dict, records: list[CallRecord], decisions: list[Decision], title: str) -> Path:
-    """Write metrics, the masked list of missed 110 calls, plots and a Markdown summary."""
+def department_names(records: list[CallRecord], decisions: list[Decision], taxonomy=None) -> dict[str, str]:
+    """Department code -> display name: from ``taxonomy`` when given, else from the decisions; a city's
+    own labels (which are names) map to themselves."""
+    names = {d.department: d.department_name for d in decisions if d.department and d.department_name}
+    if taxonomy is not None:
+        for code in {r.department for r in records} | set(names):
+            if code in taxonomy:
+                names[code] = taxonomy[code].name or code
+    return names
+
+
+def write_report(out_dir: str | Path, metrics: dict, records: list[CallRecord], decisions: list[Decision], title: str,
+                 taxonomy=None) -> list[str]:
+    """Write metrics, the masked list of missed 110 calls, plots and a Markdown summary.
+
+    Returns notes for the person running it (e.g. no CJK font: the plot uses D1…Dn); they are in
+    ``report.md`` too.
+    """
+    from data.loading import describe_input
+    from training.confusion import confusion_counts, confusion_table, top_confusions
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    y = [r.department for r in records]
+    p = [d.department for d in decisions]
+    labels = sorted(set(y) | set(p))
+    names = department_names(records, decisions, taxonomy)
+    matrix = confusion_counts(y, p, labels)
+    metrics["top_confusions"] = top_confusions(matrix, labels, names)
     (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
     with open(out / "misrouted_110.jsonl", "w", encoding="utf-8") as f:
         for i in metrics["misrouted_110"]:
@@ -77,7 +103,7 @@ def write_report(out_dir: str | Path, metrics: dict, records: list[CallRecord], 
                 )
                 + "\n"
             )
-    _plots(out, metrics, records, decisions)
+    notes = _plots(out, metrics, records, decisions, matrix, labels, names)
     from training.model_card import metrics_table
 
     per = metrics["department"]["per_class"]
@@ -86,13 +112,20 @@ def write_report(out_dir: str | Path, metrics: dict, records: list[CallRecord], 
         "",
         summary_line(metrics),
         "",
+        *[f"- {line}" for line in describe_input(metrics.get("input") or {})],
+        *[f"- note: {n}" for n in notes],
+        "",
         metrics_table(metrics),
         "",
         f"Decision sources: {metrics.get('sources')}",
         "",
-        "| department | precision | recall | F1 | support |",
-        "| --- | --- | --- | --- | --- |",
-        *[f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |" for k, v in per.items()],
+        "| department | name | precision | recall | F1 | support |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *[f"| {k} | {names.get(k, k)} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |" for k, v in per.items()],
+        "",
+        "## Most frequent department confusions (`confusion_department.png`)",
+        "",
+        *confusion_table(metrics["top_confusions"]),
         "",
         "## Accuracy against coverage (least confident sent to review)",
         "| coverage | confidence ≥ | accuracy |",
@@ -103,18 +136,11 @@ def write_report(out_dir: str | Path, metrics: dict, records: list[CallRecord], 
         "",
     ]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    return out
+    return notes
 
 
-def _short_labels(labels: list[str]) -> tuple[list[str], dict[str, str]]:
-    """Plot labels: the codes when they are ASCII, else D1…Dn (the legend goes into the report)."""
-    if all(l.isascii() for l in labels):
-        return labels, {}
-    short = [f"D{i + 1}" for i in range(len(labels))]
-    return short, dict(zip(short, labels))
-
-
-def _plots(out: Path, metrics: dict, records: list[CallRecord], decisions: list[Decision]) -> None:
+def _plots(out: Path, metrics: dict, records: list[CallRecord], decisions: list[Decision], matrix, labels: list[str],
+           names: dict[str, str]) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,19 +148,18 @@ def _plots(out: Path, metrics: dict, records: list[CallRecord], decisions: list[
     from sklearn.calibration import calibration_curve
     from sklearn.metrics import ConfusionMatrixDisplay
 
+    from serve.config import get_settings
+    from training.confusion import FONT_HINT, cjk_font, display_names, draw_department_confusion
+
+    notes = []
+    font = cjk_font(get_settings().report_font)
+    ticks, short = draw_department_confusion(out / "confusion_department.png", matrix, labels, names, font)
+    if short:
+        legend = dict(zip(ticks, display_names(labels, names)))
+        (out / "labels.json").write_text(json.dumps(legend, ensure_ascii=False, indent=2), encoding="utf-8")
+        notes.append(f"no CJK font found, so confusion_department.png labels departments D1…D{len(labels)} (names in labels.json); {FONT_HINT}")
     y = [r.department for r in records]
     p = [d.department for d in decisions]
-    labels = sorted(set(y) | set(p))
-    short, legend = _short_labels(labels)
-    if legend:
-        (out / "labels.json").write_text(json.dumps(legend, ensure_ascii=False, indent=2), encoding="utf-8")
-    size = max(6, 0.35 * len(labels) + 3)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ConfusionMatrixDisplay.from_predictions(y, p, labels=labels, display_labels=short, ax=ax, xticks_rotation=90, colorbar=False, include_values=len(labels) <= 20)
-    ax.set_title("Department confusion (rows: true)")
-    fig.tight_layout()
-    fig.savefig(out / "confusion_department.png", dpi=90)
-    plt.close(fig)
 
     yc = [r.channel or "12345" for r in records]
     pc = [d.channel for d in decisions]
@@ -170,6 +195,7 @@ def _plots(out: Path, metrics: dict, records: list[CallRecord], decisions: list[
     fig.tight_layout()
     fig.savefig(out / "coverage.png", dpi=90)
     plt.close(fig)
+    return notes
 
 
 def rule_report(records: list[CallRecord], engine=None) -> list[dict]:

@@ -77,6 +77,7 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
         "channel_information": has_channel_information(taxonomy),
         "train_rows": len(records),
         "skipped_rows": len(result.errors),
+        "input": result.input_report(),
         "train_seconds": seconds,
         "temperature": clf.temperature_,
         "channel_temperature": clf.channel_temperature_,

@@ -9,6 +9,11 @@ A metric passes when ``challenger − champion ≥ margin``; margins default to 
 come from :class:`serve.config.Settings` (``HOTLINE_PROMOTE_MIN_110_RECALL_DELTA``,
 ``HOTLINE_PROMOTE_MIN_MACRO_F1_DELTA``) unless given.
 
+A challenger that routes to another department list than the champion is refused unless the policy
+allows a label change (``hotline promote --allow-label-change``): its numbers were measured only on
+the departments both share (see :func:`training.compare.compare_models`), and the service would
+start naming departments the champion never did. The verdict says what differs either way.
+
 >>> policy = PromotionPolicy(min_110_recall_delta=0.0, min_macro_f1_delta=-0.01)
 >>> verdict = judge({"champion": {"metrics": {"110_recall": 0.95, "macro_f1": 0.60}},
 ...                  "challenger": {"metrics": {"110_recall": 0.90, "macro_f1": 0.62}}}, policy)
@@ -23,7 +28,7 @@ from pathlib import Path
 
 from model import registry as reg
 from model.artifacts import load_model
-from training.compare import compare_models, load_test_set_from_spec, read_comparison, write_comparison
+from training.compare import compare_models, describe_labels, load_test_set_from_spec, read_comparison, write_comparison
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +47,12 @@ class PromotionPolicy:
 
     min_110_recall_delta: float = 0.0
     min_macro_f1_delta: float = 0.0
+    allow_label_change: bool = False  # accept a challenger whose department list differs from the champion's
 
     @classmethod
-    def from_settings(cls, settings, **overrides: float | None) -> "PromotionPolicy":
+    def from_settings(cls, settings, allow_label_change: bool = False, **overrides: float | None) -> "PromotionPolicy":
         """Margins from ``Settings``, each replaced by an override that is not None."""
-        policy = cls(settings.promote_min_110_recall_delta, settings.promote_min_macro_f1_delta)
+        policy = cls(settings.promote_min_110_recall_delta, settings.promote_min_macro_f1_delta, allow_label_change)
         for k, v in overrides.items():
             if v is not None:
                 setattr(policy, k, float(v))
@@ -60,21 +66,30 @@ class Verdict:
     accepted: bool
     reasons: list[str] = field(default_factory=list)
     checks: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # said with either outcome (e.g. an allowed label change)
 
     def reason_line(self) -> str:
         if self.accepted:
             labels = {key: label for key, label, _ in CHECKS}
-            return "accepted: " + ("; ".join(
+            line = "accepted: " + ("; ".join(
                 f"{labels.get(k, k)} {c['challenger']:.4f} vs champion {c['champion']:.4f} ({c['delta']:+.4f}, allowed ≥ {c['margin']:+.4f})"
                 for k, c in self.checks.items() if c.get("delta") is not None
             ) or "the champion has no numbers to compare with")
+            return line + "".join(f"; {n}" for n in self.notes)
         return "refused: " + "; ".join(self.reasons)
 
 
 def judge(comparison: dict, policy: PromotionPolicy) -> Verdict:
     """Apply ``policy`` to a comparison dict (see :mod:`training.compare`)."""
     champ, chal = comparison["champion"]["metrics"], comparison["challenger"]["metrics"]
-    reasons, checks = [], {}
+    reasons, checks, notes = [], {}, []
+    labels = comparison.get("labels") or {"same": True, "comparable": True}
+    if not labels["same"]:
+        diff = f"the department lists differ: {describe_labels(labels)}"
+        if policy.allow_label_change:
+            notes.append(diff + " (allowed by --allow-label-change)")
+        else:
+            reasons.append(diff + "; promote with --allow-label-change if the new department list is meant")
     for key, label, attr in CHECKS:
         margin = float(getattr(policy, attr))
         a, b = chal.get(key), champ.get(key)
@@ -82,14 +97,14 @@ def judge(comparison: dict, policy: PromotionPolicy) -> Verdict:
         if a is None:
             reasons.append(f"{label} of the challenger cannot be measured on the test set (no 110 calls in it?)")
             continue
-        if b is None:
+        if b is None or not labels["comparable"]:
             continue  # nothing to be worse than
         delta = round(a - b, 4)
         checks[key]["delta"] = delta
         if delta < margin - _EPS:
             verb = "fell" if delta < 0 else "rose only"
             reasons.append(f"{label} {verb} by {abs(delta):.4f} (champion {b:.4f} → challenger {a:.4f}; allowed change ≥ {margin:+.4f})")
-    return Verdict(accepted=not reasons, reasons=reasons, checks=checks)
+    return Verdict(accepted=not reasons, reasons=reasons, checks=checks, notes=notes)
 
 
 @dataclass

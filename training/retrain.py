@@ -6,7 +6,9 @@ The base is the shipped corpus (``data/corpus/train.jsonl``) or an earlier train
 
 Deduplication is by :func:`data.cleaning.dedup_key` (text without spaces and punctuation):
 
-- within the base, and within the new tickets, the first row of a text is kept;
+- within the base, and within the new tickets, the policy of :mod:`data.loading` (shared with
+  ``train`` and ``evaluate``): exact duplicates are dropped and counted, a same-text row with
+  another label is dropped and reported by file and line (the first row's label is kept);
 - a new ticket whose text is in the base replaces the base row; when the labels differ this is a
   *conflict* and the new label wins (a supervisor's or the latest dispatcher's decision);
 - rows whose text is in the test set are dropped, so the comparison is not scored on training rows.
@@ -133,6 +135,7 @@ class RetrainResult:
     champion: TrainedModel | None = None
     training_set: Path | None = None
     test: EvalSet | None = field(default=None, repr=False)
+    inputs: dict = field(default_factory=dict)  # "base"/"new"/"test": data.loading's input_report of each side
 
 
 def merge_records(base: list[CallRecord], new: list[CallRecord], exclude_keys: frozenset[str] | set[str] = frozenset()) -> tuple[list[tuple[CallRecord, str]], MergeStats]:
@@ -186,10 +189,11 @@ def merge_records(base: list[CallRecord], new: list[CallRecord], exclude_keys: f
 
 
 def _load_side(files: list[str], text_column: str, label_column: str, channel_column: str | None, strict: bool, strip: bool) -> LoadResult:
-    """Load one side (base or new) without a taxonomy and without deduplication (the merge does that)."""
+    """Load one side (base or new) without a taxonomy; repeats within the side follow data.loading's policy
+    (the merge then decides between the sides)."""
     return load_many(
         files, text_column=text_column, label_column=label_column, channel_column=channel_column, strict=strict,
-        cleaner=BoilerplateStripper() if strip else None, deduplicate=False,
+        cleaner=BoilerplateStripper() if strip else None,
     )
 
 
@@ -234,6 +238,13 @@ def retrain(cfg: RetrainConfig, progress: bool = True) -> RetrainResult:
     new = _load_side(cfg.new_data, cfg.text_column, cfg.label_column, cfg.channel_column, cfg.strict, cfg.strip_boilerplate)
     rows, stats = merge_records(base.records, new.records, exclude_keys={dedup_key(r.text) for r in test.records})
     stats.base_bad_rows_skipped, stats.new_bad_rows_skipped = len(base.errors), len(new.errors)
+    # repeats within a side were dropped while loading (with their lines); count them as the merge would
+    for side, res in (("base", base), ("new", new)):
+        repeats = len(res.duplicates) + len(res.conflicts)
+        setattr(stats, f"{side}_rows", getattr(stats, f"{side}_rows") + repeats)  # rows read, as before loading dropped them
+        setattr(stats, f"duplicates_in_{side}", getattr(stats, f"duplicates_in_{side}") + repeats)
+        setattr(stats, f"conflicts_in_{side}", getattr(stats, f"conflicts_in_{side}") + len(res.conflicts))
+    inputs = {"base": base.input_report(), "new": new.input_report(), "test": test.input}
     logger.info("merge: %s", stats.summary())
     if not any(origin == "new" for _, origin in rows):
         raise DataError("no new tickets left after deduplication: every new row repeats a base or test row")
@@ -246,6 +257,8 @@ def retrain(cfg: RetrainConfig, progress: bool = True) -> RetrainResult:
     model = train(train_cfg, progress=progress)
     comparison = compare_models(model, champion, test)
     comparison["merge"] = stats.to_dict()
+    comparison["input"] = inputs
     comparison["retrain_config"] = cfg.to_dict()
     write_comparison(out, comparison)
-    return RetrainResult(model=model, comparison=comparison, merge=stats, out=out, champion=champion, training_set=training_set, test=test)
+    return RetrainResult(model=model, comparison=comparison, merge=stats, out=out, champion=champion, training_set=training_set,
+                         test=test, inputs=inputs)

@@ -94,6 +94,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
         "validation_out_of_fold": validation,
         "train_rows": len(records),
         "skipped_rows": len(result.errors),
+        "input": result.input_report(),
         "train_seconds": seconds,
         "temperature": round(temperature, 4),
         "operating_points": points,
@@ -150,6 +151,7 @@ def cross_validate(cfg, folds: int = 5, inner_folds: int = 3, progress: bool = T
         reached_110=[d.action == "consult" for d in done],
     )
     metrics["cross_validation_folds"] = folds
+    metrics["input"] = result.input_report()
     metrics["classifier_alone"] = {
         "accuracy": round(float(np.mean(alone == labels)), 4),
         "macro_f1": round(float(f1_score(labels, alone.astype(str), labels=sorted(set(labels)), average="macro", zero_division=0)), 4),

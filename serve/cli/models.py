@@ -25,16 +25,17 @@ def train(
     taxonomy: Optional[str] = typer.Option(None, help="Taxonomy file, 'default' or 'infer' (default: the national taxonomy when all labels are its codes, else inferred)"),
     channel_map: Optional[Path] = typer.Option(None, help="YAML/JSON/CSV mapping each department to 110 or 12345"),
     test_data: List[Path] = typer.Option([], "--test-data", help="Held-out labelled file(s) scored after training (written to the model card)"),
-    lenient: bool = typer.Option(False, help="Skip bad rows (and report them) instead of failing"),
+    lenient: bool = typer.Option(False, help="Skip bad rows (and report them) instead of failing (exact duplicates are always dropped and counted; same text with another label: first label kept, lines reported)"),
     strip_boilerplate: bool = typer.Option(False, help="Remove dispatch boilerplate such as 请交警核实处理 (it leaks the label)"),
     target_110_recall: float = typer.Option(0.99, help="110 recall the channel threshold must reach on validation data (calls at or above it reach 110: transferred, or in a three-way consult below P(110) 0.5)"),
     review_budget: float = typer.Option(0.15, help="At most this share of calls goes to supervisor review (1 = the accuracy target alone decides)"),
     int8_min_agreement: float = typer.Option(0.995, rich_help_panel=TRANSFORMER_OPTIONS, help="Keep model.int8.onnx only if it agrees with PyTorch on this share of labels (else float32 ONNX serves)"),
-    seed: int = typer.Option(13),
-    verbose: bool = typer.Option(True, help="Log progress"),
+    seed: int = typer.Option(13, help="Random seed (validation folds, classifier)"),
+    verbose: bool = typer.Option(True, help="Log progress and draw progress bars (--no-verbose: the result lines only)"),
 ) -> None:
     """Train a model and save it as a self-describing folder (config, weights, label maps, metrics, card)."""
     _setup_logging(verbose)
+    from data.loading import describe_input
     from training.metrics import summary_line
     from training.train import TrainConfig
     from training.train import train as run_train
@@ -49,9 +50,11 @@ def train(
             base_model=str(base_model) if base_model else None, transformer=_parse_params(param),
             int8_min_agreement=int8_min_agreement,
         )
-        trained = run_train(cfg)
+        trained = run_train(cfg, progress=verbose)
     m = trained.metrics
     typer.echo(f"saved {trained.version} to {out} ({m['train_rows']} rows, {m['skipped_rows']} skipped, {m['train_seconds']} s)")
+    for line in describe_input(m.get("input") or {}):
+        typer.echo(line)
     typer.echo("validation (out-of-fold): " + summary_line(m["validation_out_of_fold"]))
     if "test" in m:
         typer.echo("test: " + summary_line(m["test"]))
@@ -70,10 +73,10 @@ def predict(
     input: Path = typer.Option(..., "--input", help="CSV/JSONL/XLSX with a text column"),
     output: Path = typer.Option(..., "--output", help="File to write, one row per input row, in the format its suffix names: .jsonl, .csv (UTF-8 with BOM, opens in Excel) or .xlsx"),
     model: Optional[Path] = typer.Option(None, help="Model folder (default: the promoted model)"),
-    text_column: str = typer.Option("text"),
+    text_column: str = typer.Option("text", help="Column with the call summary (e.g. 诉求内容)"),
     rules_only: bool = typer.Option(False, help="Ignore any model; rules only"),
     lenient: bool = typer.Option(False, help="Skip bad rows (reported) instead of failing"),
-    batch_size: int = typer.Option(256),
+    batch_size: int = typer.Option(256, help="Calls routed per batch"),
 ) -> None:
     """Route every row of a file; each output object is the row's own fields plus the routing decision."""
     _setup_logging(False)
@@ -118,15 +121,17 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, help="Report folder (default: reports/<model>-<data>)"),
     text_column: str = typer.Option("text", help="Column with the call summary (e.g. 诉求内容)"),
     label_column: str = typer.Option("department", help="Column with the department (e.g. 处置单位)"),
-    channel_column: Optional[str] = typer.Option(None, help="Column with the channel (110/12345, or yes/no for handled by police)"),
+    channel_column: Optional[str] = typer.Option(None, help="Column with the true channel (110/12345, or yes/no for handled by police); default: each department's channel in the model's taxonomy"),
     rules_only: bool = typer.Option(False, help="Evaluate the rules alone (no model)"),
     cv: int = typer.Option(0, help="Cross-validate a fresh linear model on --data with this many folds instead of using a trained model"),
-    lenient: bool = typer.Option(False, help="Skip bad rows (and report them) instead of failing"),
+    lenient: bool = typer.Option(False, help="Skip bad rows (unknown label, empty text, malformed line; each reported by line) instead of failing. Exact duplicates are always dropped and counted; same text with another label: first label kept, lines reported"),
     strip_boilerplate: bool = typer.Option(False, help="Remove dispatch boilerplate such as 请交警核实处理 (it leaks the label)"),
-    channel_map: Optional[Path] = typer.Option(None, help="YAML/JSON/CSV mapping each department to 110 or 12345"),
+    channel_map: Optional[Path] = typer.Option(None, help="With --cv: YAML/JSON/CSV mapping each department to 110 or 12345, for a city's own department names (a trained model brings its own)"),
+    verbose: bool = typer.Option(True, help="Draw progress bars (--no-verbose: the result lines only)"),
 ) -> None:
     """Score a model (or the rules, or k-fold cross-validation) and write a report folder with plots."""
     _setup_logging(False)
+    from data.loading import describe_input
     from training.evaluate import evaluate_records, write_report
     from training.train import cross_validate
     from training.metrics import summary_line
@@ -138,21 +143,26 @@ def evaluate(
             strict=not lenient, strip_boilerplate=strip_boilerplate, channel_map=str(channel_map) if channel_map else None,
         )
         if cv:
-            records, decisions, metrics = cross_validate(cfg, folds=cv)
-            name = f"cv{cv}"
+            records, decisions, metrics = cross_validate(cfg, folds=cv, progress=verbose)
+            name, taxonomy = f"cv{cv}", None  # names from the decisions (an inferred taxonomy labels by name)
         else:
             router = _load_router(model, rules_only)
-            res, _ = load_training_data(cfg, taxonomy=router.taxonomy)
+            res, taxonomy = load_training_data(cfg, taxonomy=router.taxonomy)
             records = res.records
-            result = evaluate_records(router, records, progress=True)
+            result = evaluate_records(router, records, progress=verbose)
             metrics, decisions = result["metrics"], result["decisions"]
+            metrics["input"] = res.input_report()
             name = "rules" if router.model is None else router.model_version
         out = out or Path("reports") / f"{name}-{Path(data[0]).stem}"
-        write_report(out, metrics, records, decisions, title=f"Evaluation of {name} on {', '.join(map(str, data))}")
+        notes = write_report(out, metrics, records, decisions, title=f"Evaluation of {name} on {', '.join(map(str, data))}", taxonomy=taxonomy)
         if rules_only:
             from training.evaluate import rule_report, write_rule_report
 
             write_rule_report(out, rule_report(records))
+    for line in describe_input(metrics.get("input") or {}):
+        typer.echo(line)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
     typer.echo(summary_line(metrics))
     typer.echo(f"report: {out}")
 

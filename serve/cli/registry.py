@@ -31,8 +31,8 @@ def retrain(
     channel_map: Optional[Path] = typer.Option(None, help="YAML/JSON/CSV mapping each department to 110 or 12345"),
     lenient: bool = typer.Option(False, help="Skip bad rows (and report them) instead of failing"),
     strip_boilerplate: bool = typer.Option(False, help="Remove dispatch boilerplate such as 请交警核实处理 (it leaks the label)"),
-    seed: int = typer.Option(13),
-    verbose: bool = typer.Option(True, help="Log progress"),
+    seed: int = typer.Option(13, help="Random seed (validation folds, classifier)"),
+    verbose: bool = typer.Option(True, help="Log progress and draw progress bars (--no-verbose: the result lines only)"),
 ) -> None:
     """Merge base data with new tickets (deduplicated; new labels win), train a challenger, compare it with the champion."""
     _setup_logging(verbose)
@@ -52,9 +52,18 @@ def retrain(
             registry=str(_registry_dir(registry)), strict=not lenient, strip_boilerplate=strip_boilerplate, taxonomy=taxonomy,
             channel_map=str(channel_map) if channel_map else None, seed=seed, target_110_recall=s.target_110_recall,
         )
-        result = run_retrain(cfg)
+        result = run_retrain(cfg, progress=verbose)
+    from data.loading import describe_input
+    from training.compare import describe_labels
+
     typer.echo(f"saved challenger {result.model.version} to {out}")
     typer.echo("data: " + result.merge.summary())
+    for side, report in result.inputs.items():
+        for line in describe_input(report, name=f"{side} data"):
+            typer.echo(line)
+    labels = result.comparison.get("labels") or {}
+    if labels and not labels["same"]:
+        typer.echo(f"warning: the champion and the challenger route to different departments: {describe_labels(labels)}", err=True)
     typer.echo(comparison_table(result.comparison))
     verdict = judge(result.comparison, PromotionPolicy.from_settings(s))
     typer.echo(f"promotion check: {verdict.reason_line()}")
@@ -67,6 +76,7 @@ def promote(
     registry: Optional[Path] = typer.Option(None, help="Model registry (default HOTLINE_REGISTRY_DIR, models)"),
     min_110_recall_delta: Optional[float] = typer.Option(None, help="Smallest allowed change of 110 recall, challenger − champion (default HOTLINE_PROMOTE_MIN_110_RECALL_DELTA, 0)"),
     min_macro_f1_delta: Optional[float] = typer.Option(None, help="Smallest allowed change of macro-F1 (default HOTLINE_PROMOTE_MIN_MACRO_F1_DELTA, 0)"),
+    allow_label_change: bool = typer.Option(False, "--allow-label-change", help="Accept a challenger whose department list differs from the champion's (refused by default; its numbers were compared on the shared departments only)"),
     force: bool = typer.Option(False, help="Promote even if the challenger is worse (the override is logged in the registry history)"),
 ) -> None:
     """Promote a challenger if it is no worse than the champion on 110 recall and macro-F1; the previous model is kept for rollback."""
@@ -76,7 +86,8 @@ def promote(
 
     reg_dir = _registry_dir(registry)
     with _user_errors():
-        policy = PromotionPolicy.from_settings(get_settings(), min_110_recall_delta=min_110_recall_delta, min_macro_f1_delta=min_macro_f1_delta)
+        policy = PromotionPolicy.from_settings(get_settings(), allow_label_change=allow_label_change,
+                                               min_110_recall_delta=min_110_recall_delta, min_macro_f1_delta=min_macro_f1_delta)
         result = promote_challenger(challenger, reg_dir, policy, force=force)
     if result.already_current:
         typer.echo(f"{challenger} is already the current model ({result.registered.name}); nothing to do")
@@ -94,18 +105,24 @@ def promote(
 @app.command()
 def rollback(
     registry: Optional[Path] = typer.Option(None, help="Model registry (default HOTLINE_REGISTRY_DIR, models)"),
-    to: Optional[str] = typer.Option(None, help="Registered version to go back to (default: PREVIOUS); see `hotline models`"),
+    to: Optional[str] = typer.Option(None, help="Registered version to make current (default: PREVIOUS, the model served before the last promotion); see `hotline models`"),
 ) -> None:
-    """Point CURRENT back at the previous model (running it again undoes the rollback)."""
+    """Serve the previous model again. Running it twice changes nothing the second time; go further back
+    (or return) with --to VERSION."""
     _setup_logging(False)
     from model.registry import rollback as run_rollback
 
     reg_dir = _registry_dir(registry)
     with _user_errors():
-        was, now = run_rollback(reg_dir, to=to)
-    typer.echo(f"rolled back in {reg_dir}: current {was or 'none'} → {now} (previous is now {was or 'none'})")
-    if to is None:
-        typer.echo(f"note: running `hotline rollback` again swaps back to {was or 'none'}; use --to VERSION to choose one")
+        done = run_rollback(reg_dir, to=to)
+    if not done.changed:
+        typer.echo(f"already rolled back in {reg_dir}: current is {done.now} (rolled back from {done.was or 'none'} at {done.since}); nothing changed")
+        typer.echo(f"go further back with `hotline rollback --to VERSION` (`hotline models` lists them); "
+                   f"return to {done.was or 'the newer model'} with `hotline rollback --to {done.was or 'VERSION'}`")
+        return
+    typer.echo(f"rolled back in {reg_dir}: current was {done.was or 'none'}, now {done.now}")
+    typer.echo(f"running `hotline rollback` again changes nothing; return with `hotline rollback --to {done.was or 'VERSION'}`, "
+               "or go further back with `hotline rollback --to VERSION`")
     typer.echo("a running API serves it after its next reload (POST /v1/admin/reload) or restart")
 
 
@@ -114,7 +131,8 @@ def models(
     registry: Optional[Path] = typer.Option(None, help="Model registry (default HOTLINE_REGISTRY_DIR, models)"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table"),
 ) -> None:
-    """List the registered model versions, oldest first (* current, ^ previous)."""
+    """List the registered model versions, oldest first (* current, ^ previous), validation and test numbers
+    in separate columns."""
     from dataclasses import asdict
 
     from model.registry import list_versions
@@ -128,15 +146,19 @@ def models(
         typer.echo(f"no models in {reg_dir} (train one with `hotline build-default` or `hotline retrain`)")
         return
     fmt = lambda v: "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
-    typer.echo("|   | version | created | train rows | 110 recall | accuracy | macro-F1 | measured on |")
-    typer.echo("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    keys = ("110_recall", "accuracy", "macro_f1")
+    heads = ("110 recall", "dept accuracy", "macro-F1")
+    typer.echo("|   | version | created | train rows | " + " | ".join(f"validation {h}" for h in heads) + " | "
+               + " | ".join(f"test {h}" for h in heads) + " | test set |")
+    typer.echo("| --- " * 11 + "|")
     for v in versions:
         mark = "*" if v.current else ("^" if v.previous else "")
-        m = v.metrics
         typer.echo(
-            f"| {mark} | {v.name} | {v.created or 'n/a'} | {fmt(v.train_rows)} | {fmt(m.get('110_recall'))} | {fmt(m.get('accuracy'))} | "
-            f"{fmt(m.get('macro_f1'))} | {v.metrics_source or 'n/a'} |"
+            f"| {mark} | {v.name} | {v.created or 'n/a'} | {fmt(v.train_rows)} | " + " | ".join(fmt(v.validation.get(k)) for k in keys)
+            + " | " + " | ".join(fmt(v.test.get(k)) for k in keys) + f" | {', '.join(v.test_files) or 'none'} |"
         )
+    typer.echo("validation: the training data's out-of-fold predictions (transformer: its held-out split); "
+               "test: the fixed test set of `hotline retrain`, or `hotline train --test-data`")
 
 
 @app.command("export-reviews")

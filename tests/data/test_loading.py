@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from data.loading import DataError, load_many, load_records
+from data.loading import DataError, describe_input, load_many, load_records
 from data.taxonomy import default_taxonomy
 from tests.factories import tiny_rows, write_csv, write_jsonl
 
@@ -79,10 +79,16 @@ def test_duplicates_and_conflicting_labels(tmp_path):
         {"text": "有人打架。", "department": "police_public_order"},
         {"text": "有人 打架", "department": "utilities"},
     ]
-    res = load_records(write_csv(tmp_path / "d.csv", rows), strict=False)
-    assert len(res.records) == 1
-    assert res.errors[0].message == "duplicate of line 2"
-    assert "different label" in res.errors[1].message
+    # One policy: neither is a bad row (strict loading does not fail); both are dropped and reported.
+    res = load_records(write_csv(tmp_path / "d.csv", rows), strict=True)
+    assert len(res.records) == 1 and res.errors == []
+    assert [(e.line, e.message) for e in res.duplicates] == [(3, "duplicate of line 2")]
+    assert [e.line for e in res.conflicts] == [4] and "another label ('utilities'; line 2 has 'police_public_order')" in res.conflicts[0].message
+    report = res.input_report()
+    assert (report["exact_duplicates_dropped"], report["label_conflicts_dropped"]) == (1, 1)
+    lines = describe_input(report)
+    assert lines[0].startswith("1 exact duplicate row dropped") and lines[0].endswith("d.csv:3")
+    assert "d.csv:4: same text as line 2" in lines[1] and "'police_public_order' kept" in lines[1]
 
 
 def test_malformed_csv_row_says_which_line(tmp_path):
@@ -153,8 +159,11 @@ def test_unsupported_and_missing_files(tmp_path):
 def test_load_many_deduplicates_across_files(tmp_path):
     a = write_jsonl(tmp_path / "a.jsonl", tiny_rows()[:5])
     b = write_jsonl(tmp_path / "b.jsonl", tiny_rows()[3:8])
-    res = load_many([a, b], strict=False)
-    assert len(res.records) == 8 and len(res.errors) == 2 and "duplicate of" in res.errors[0].message
+    res = load_many([a, b])
+    assert len(res.records) == 8 and res.errors == [] and len(res.duplicates) == 2 and "duplicate of" in res.duplicates[0].message
+    c = write_jsonl(tmp_path / "c.jsonl", [{**tiny_rows()[0], "department": "utilities"}])
+    res = load_many([a, c])
+    assert len(res.records) == 5 and res.conflicts[0].line == 1 and "a.jsonl:1" in res.conflicts[0].message
 
 
 def test_max_chars(tmp_path):

@@ -50,9 +50,12 @@ def test_promote_keeps_previous_and_rollback_restores_it(tmp_path):
     assert reg.read_pointer(models, reg.CURRENT) == "linear-b" and reg.read_pointer(models, reg.PREVIOUS) == "linear-a"
     assert not (models / "linear-b" / "training_set.jsonl").exists(), "raw training texts must not enter the registry"
 
-    assert reg.rollback(models) == ("linear-b", "linear-a")
+    assert reg.rollback(models)[:3] == ("linear-b", "linear-a", True)
     assert reg.current_model_dir(models).name == "linear-a" and reg.previous_model_dir(models).name == "linear-b"
-    assert reg.rollback(models) == ("linear-a", "linear-b"), "a second rollback undoes the first"
+    again = reg.rollback(models)
+    assert again[:3] == ("linear-b", "linear-a", False) and again.since, "a second plain rollback changes nothing"
+    assert reg.current_model_dir(models).name == "linear-a"
+    assert reg.rollback(models, to="linear-b")[:3] == ("linear-a", "linear-b", True), "going back is explicit"
 
     actions = [(h["action"], h["current"], h["previous"]) for h in reg.history(models)]
     assert actions == [("promote", "linear-a", None), ("promote", "linear-b", "linear-a"), ("rollback", "linear-a", "linear-b"), ("rollback", "linear-b", "linear-a")]
@@ -60,7 +63,7 @@ def test_promote_keeps_previous_and_rollback_restores_it(tmp_path):
 
     listed = reg.list_versions(models)
     assert [(v.name, v.current, v.previous) for v in listed] == [("linear-a", False, True), ("linear-b", True, False)]
-    assert listed[0].metrics["macro_f1"] == 0.7 and listed[0].metrics_source == "validation" and listed[0].train_rows == 10
+    assert listed[0].validation["macro_f1"] == 0.7 and listed[0].test == {} and listed[0].train_rows == 10
 
 
 def test_rollback_errors_name_the_problem(tmp_path):
@@ -76,7 +79,7 @@ def test_rollback_errors_name_the_problem(tmp_path):
         reg.rollback(models, to="linear-a")
     reg.promote(fake_model(tmp_path, "linear-b", b"b"), models)
     reg.promote(fake_model(tmp_path, "linear-c", b"c"), models)
-    assert reg.rollback(models, to="linear-a") == ("linear-c", "linear-a")
+    assert reg.rollback(models, to="linear-a")[:2] == ("linear-c", "linear-a")
     assert reg.read_pointer(models, reg.PREVIOUS) == "linear-c"
 
 
