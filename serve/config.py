@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     target_110_recall: float = Field(0.99, description="110 recall the training command aims for when choosing thresholds")
     promote_min_110_recall_delta: float = Field(0.0, description="`hotline promote`: smallest allowed change of 110 recall, challenger − champion (-0.01 tolerates a 0.01 drop)")
     promote_min_macro_f1_delta: float = Field(0.0, description="`hotline promote`: smallest allowed change of department macro-F1, challenger − champion")
+    review_claim_minutes: float = Field(10.0, gt=0, le=24 * 60, description="How long a supervisor's claim on a review case holds unless renewed (the page renews it while the case is open)")
     max_text_chars: int = Field(2000, description="Longest call summary accepted")
     max_batch: int = Field(256, description="Most texts in one batch request")
     batch_cpu_budget_s: float = Field(30.0, gt=0, description="CPU seconds one batch request may use before it is refused (503, nothing stored); single routes never wait for batches")
