@@ -108,11 +108,12 @@ def bulk_confirm(session: Session, *, ids: list[int], decided_by: str | None, re
     out = BulkResult()
     for rid in dict.fromkeys(ids):
         item = session.get(ReviewItem, rid, populate_existing=True)
+        suggested = None if item is None else item.department
         session.rollback()  # end the read transaction before decide_review begins its own
-        if item is None:
+        if suggested is None:
             out.skipped.append((rid, "not_found"))
             continue
-        if not served(item.department):
+        if not served(suggested):
             out.skipped.append((rid, "not_served"))
             continue
         try:
