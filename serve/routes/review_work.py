@@ -24,8 +24,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 
+from serve.db import ReviewItem
 from serve.deps import DbDep, MetricsDep, RouterDep, SettingsDep, SupervisorDep
-from serve.review_work import bulk_confirm, claim_review, release_claim, reviewer_history
+from serve.review_work import bulk_confirm, decide_group, claim_review, release_claim, reviewer_history
 from serve.reviews_store import AlreadyDecided, ClaimedByOther, ReviewNotFound, as_utc
 from serve.routes.reviews import ERRORS, MAX_ID, _unavailable, claimed_message, decided_by, reviewer_of, to_out
 from serve.schemas import ErrorOut, ReviewOut, SafeStr, _In
@@ -50,6 +51,7 @@ class BulkRequest(_In):
     ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(..., min_length=1, max_length=200)
     decision: Literal["confirm"]
     operator: str | None = Field(None, max_length=32)
+    group: bool = Field(False, description="Also give the other pending cases with the same masked text each confirmed route")
 
 
 class Skipped(BaseModel):
@@ -59,6 +61,7 @@ class Skipped(BaseModel):
 
 class BulkOut(BaseModel):
     decided: list[int]
+    group_decided: list[int] = Field(default_factory=list, description="group: the other cases of the confirmed cases' groups")
     skipped: list[Skipped]
 
 
@@ -118,13 +121,19 @@ def history(
 @router.post("/bulk", response_model=BulkOut, responses={422: {"model": ErrorOut}, **ERRORS}, summary="Confirm the suggestion of several cases")
 def bulk(body: BulkRequest, principal: SupervisorDep, db: DbDep, router_: RouterDep, metrics: MetricsDep) -> BulkOut:
     tax = router_.taxonomy
+    by, reviewer = decided_by(principal, body.operator), reviewer_of(principal, body.operator)
+    grouped: list[int] = []
     try:
-        out = bulk_confirm(db, ids=body.ids, decided_by=decided_by(principal, body.operator), reviewer=reviewer_of(principal, body.operator),
-                           served=lambda code: code in tax)
+        out = bulk_confirm(db, ids=body.ids, decided_by=by, reviewer=reviewer, served=lambda code: code in tax)
+        if body.group:
+            for rid in out.decided:
+                item = db.get(ReviewItem, rid)
+                db.rollback()  # decide_group opens its own transactions
+                grouped += [i for i in decide_group(db, item=item, decided_by=by, reviewer=reviewer) if i not in out.decided and i not in grouped]
     except SQLAlchemyError:
         raise _unavailable(metrics, "store the decisions") from None
     logger.info("reviews confirmed in bulk", extra={"fields": {"event": "review_bulk", "decided": out.decided, "skipped": len(out.skipped)}})
-    return BulkOut(decided=out.decided, skipped=[Skipped(id=i, reason=r) for i, r in out.skipped])
+    return BulkOut(decided=out.decided, group_decided=grouped, skipped=[Skipped(id=i, reason=r) for i, r in out.skipped])
 
 
 @router.post(
