@@ -6,14 +6,14 @@
 // charts drawn as plain SVG (no library, nothing downloaded).
 // Reviewer name: the key's name when HOTLINE_API_KEYS gives one (GET /v1/reviews/me), else the name
 // the page asks for once and keeps in localStorage (sent as "operator").
+// review-panels.js (loaded first) draws the read-only panels: the history and the two charts;
+// review-work.js (loaded first) holds claims and bulk confirm.
 // Plain JavaScript, no build step. All server text is inserted with textContent (never as HTML).
 "use strict";
 
-const SVG_NS = "http://www.w3.org/2000/svg";
 const LIMIT = 50;
 const KEY_STORE = "hotline-supervisor-key";
 const NAME_STORE = "hotline-reviewer-name";   // localStorage: asked once per browser
-const HOW_NAMES = { single: "单件", group: "整组", bulk: "批量确认", reopen: "重新打开" };
 const SKIP_NAMES = { decided: "已复核", claimed: "他人处理中", not_found: "不存在", not_served: "建议部门已不在当前分类" };
 const TRIGGER_NAMES = { needs_review: "把握不大", override: "危险信号覆盖", feedback: "接线员改派" };
 const SOURCE_NAMES = { model: "模型判断", rules: "规则判断", override: "危险信号覆盖" };
@@ -120,34 +120,6 @@ async function loadStats() {
   drawRates(st.by_department);
 }
 
-async function loadHistory() {
-  const sel = $("h-reviewer");
-  if (!sel.dataset.ready) { sel.dataset.ready = "1"; sel.appendChild(new Option("我（" + me.reviewer + "）", me.reviewer)); }
-  const who = sel.value;
-  const h = await api("/v1/reviews/history?limit=20" + (who ? "&reviewer=" + encodeURIComponent(who) : ""));
-  sel.textContent = "";
-  sel.appendChild(new Option("全部复核人", ""));
-  const names = new Set(h.reviewers.map((r) => r.reviewer));
-  if (!names.has(me.reviewer)) sel.appendChild(new Option(me.reviewer + "（0 件）", me.reviewer));
-  for (const r of h.reviewers) sel.appendChild(new Option(r.reviewer + "（" + r.decided + " 件，改判 " + r.corrected + "）", r.reviewer));
-  sel.value = who;
-  $("h-summary").textContent = "共 " + h.total + " 条" + (h.total > h.items.length ? "，显示最近 " + h.items.length + " 条" : "");
-  const tbody = $("h-table").querySelector("tbody");
-  tbody.textContent = "";
-  for (const d of h.items) {
-    const tr = document.createElement("tr");
-    tr.dataset.review = d.review_id;
-    cell(tr, new Date(d.decided_at).toLocaleString("zh-CN"));
-    cell(tr, d.reviewer, "who");
-    cell(tr, DECISION_NAMES[d.decision] || d.decision, "decision");
-    cell(tr, (d.department_name || d.department || "") + (d.channel ? "（" + d.channel + "）" : ""));
-    cell(tr, HOW_NAMES[d.how] || d.how);
-    cell(tr, d.text_masked || "", "text");
-    tbody.appendChild(tr);
-  }
-  $("h-empty").hidden = h.items.length > 0;
-}
-
 async function refresh(keepIndex) {
   try {
     await loadModelInfo();   // every time: after a promotion the served departments change
@@ -216,39 +188,6 @@ function renderQueue() {
   $("next").disabled = offset + items.length >= total;
 }
 
-function toggleCheck(id, on) {
-  if (on) checked.add(id); else checked.delete(id);
-  const box = $("queue").querySelector('tr[data-id="' + id + '"] input.pick');
-  if (box) box.checked = on;
-  updateBulk();
-}
-
-function updateBulk() {
-  $("bulk-count").textContent = checked.size;
-  $("bulk-confirm").disabled = checked.size === 0 || busy;
-}
-
-async function bulkConfirm() {
-  if (checked.size === 0 || busy) return;
-  busy = true;
-  $("bulk-status").textContent = "保存中…";
-  try {
-    const body = { ids: [...checked], decision: "confirm", group: $("f-group").checked };
-    if (operatorId()) body.operator = operatorId();
-    const out = await api("/v1/reviews/bulk", body);
-    checked.clear();
-    await refresh(0);
-    const skipped = out.skipped.map((s) => "#" + s.id + " " + (SKIP_NAMES[s.reason] || s.reason));
-    $("bulk-status").textContent = "已确认 " + (out.decided.length + out.group_decided.length) + " 件" +
-      (out.group_decided.length ? "（含同组 " + out.group_decided.length + " 件）" : "") + (skipped.length ? "；未处理：" + skipped.join("，") : "");
-  } catch (e) {
-    $("bulk-status").textContent = explain(e);
-  } finally {
-    busy = false;
-    updateBulk();
-  }
-}
-
 function targets(it) {
   // Department choices for a correction, most likely first: the call-taker's, the alternatives, the
   // rest; only departments of the served taxonomy (a case routed with an earlier one may name others).
@@ -270,41 +209,6 @@ function select(i) {
   rows[i].scrollIntoView({ block: "nearest" });
   renderDetail(items[i]);
   claim(items[i]);
-}
-
-// ------------------------------------------------------------------------------------------------
-// Claims: the open pending case is claimed (renewed while open, released when leaving it)
-// ------------------------------------------------------------------------------------------------
-function setClaimBlock(message) {
-  claimBlocked = Boolean(message);
-  $("d-claim").hidden = !message;
-  $("d-claim").textContent = message || "";
-  $("confirm").disabled = claimBlocked || (selected >= 0 && !items[selected].served);
-  $("save-correct").disabled = claimBlocked;
-}
-
-function release() {
-  if (!claimedId) return;
-  const id = claimedId;
-  claimedId = null;
-  const q = operatorId() ? "?operator=" + encodeURIComponent(operatorId()) : "";
-  const headers = apiKey() ? { Authorization: "Bearer " + apiKey() } : {};
-  fetch("/v1/reviews/" + id + "/claim" + q, { method: "DELETE", headers, keepalive: true }).catch(() => {});
-}
-
-async function claim(it) {
-  if (claimedId && claimedId !== it.id) release();
-  if (it.status !== "pending") { setClaimBlock(""); return; }
-  setClaimBlock(heldByOther(it) ? "该案例正由 " + it.claimed_by + " 处理" : "");
-  try {
-    const out = await api("/v1/reviews/" + it.id + "/claim", operatorId() ? { operator: operatorId() } : {});
-    it.claimed_by = out.claimed_by;
-    it.claimed_until = out.claimed_until;
-    if (selected >= 0 && items[selected].id === it.id) { claimedId = it.id; setClaimBlock(""); }
-    else release();   // the supervisor moved on meanwhile
-  } catch (e) {
-    if (selected >= 0 && items[selected].id === it.id) setClaimBlock(e.status === 409 ? e.message : "");
-  }
 }
 
 function renderDetail(it) {
@@ -464,55 +368,6 @@ function saveCorrection() {
   const code = $("d-target").value;
   if (code) decide({ decision: "correct", department: code });
   else $("action-status").textContent = "请先按 1–9 或在列表中选择改判部门，再按 Enter";
-}
-
-// ------------------------------------------------------------------------------------------------
-// Charts (plain SVG)
-// ------------------------------------------------------------------------------------------------
-function svgEl(name, attrs, text) {
-  const el = document.createElementNS(SVG_NS, name);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
-
-function drawHistogram(bins) {
-  const svg = $("hist");
-  svg.textContent = "";
-  const W = 480, H = 200, left = 30, bottom = 24, top = 16;
-  svg.setAttribute("viewBox", "0 0 " + W + " " + H);
-  const max = Math.max(1, ...bins.map((b) => b.count));
-  const bw = (W - left - 10) / bins.length;
-  svg.appendChild(svgEl("line", { x1: left, y1: H - bottom, x2: W - 10, y2: H - bottom, stroke: "#90a4ae" }));
-  bins.forEach((b, i) => {
-    const h = (H - bottom - top) * b.count / max;
-    const x = left + i * bw;
-    const rect = svgEl("rect", { class: "bar", x: x + 2, y: H - bottom - h, width: bw - 4, height: h, "data-low": b.low, "data-count": b.count });
-    rect.appendChild(svgEl("title", {}, Math.round(b.low * 100) + "–" + Math.round(b.high * 100) + "%：" + b.count + " 件"));
-    svg.appendChild(rect);
-    if (b.count > 0) svg.appendChild(svgEl("text", { x: x + bw / 2, y: H - bottom - h - 3, "text-anchor": "middle" }, b.count));
-    svg.appendChild(svgEl("text", { x: x + bw / 2, y: H - 8, "text-anchor": "middle" }, Math.round(b.low * 100) + "%"));
-  });
-  svg.appendChild(svgEl("text", { x: 2, y: 12 }, "件数"));
-}
-
-function drawRates(groups) {
-  const svg = $("rates");
-  svg.textContent = "";
-  $("rates-empty").hidden = groups.length > 0;
-  const W = 480, row = 24, labelW = 120, valueW = 110;
-  const H = Math.max(row, groups.length * row + 4);
-  svg.setAttribute("viewBox", "0 0 " + W + " " + H);
-  const barW = W - labelW - valueW;
-  groups.forEach((g, i) => {
-    const y = i * row + 4;
-    svg.appendChild(svgEl("text", { x: labelW - 6, y: y + 13, "text-anchor": "end" }, g.name));
-    svg.appendChild(svgEl("rect", { class: "track", x: labelW, y, width: barW, height: row - 8 }));
-    const bar = svgEl("rect", { class: "bar rate", x: labelW, y, width: barW * g.correction_rate, height: row - 8, "data-key": g.key, "data-rate": g.correction_rate, "data-corrected": g.corrected, "data-decided": g.decided });
-    bar.appendChild(svgEl("title", {}, g.name + "：改判 " + g.corrected + " / 已复核 " + g.decided));
-    svg.appendChild(bar);
-    svg.appendChild(svgEl("text", { x: labelW + barW + 6, y: y + 13 }, pct(g.correction_rate) + "（" + g.corrected + "/" + g.decided + "）"));
-  });
 }
 
 // ------------------------------------------------------------------------------------------------
