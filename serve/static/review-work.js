@@ -4,6 +4,8 @@
 // and helpers (api, items, selected, operatorId, refresh) it uses at run time.
 "use strict";
 
+let claimedAt = 0;        // when the claim on claimedId was last taken or renewed (ms)
+
 // ------------------------------------------------------------------------------------------------
 // Claims: the open pending case is claimed (renewed while open, released when leaving it)
 // ------------------------------------------------------------------------------------------------
@@ -32,7 +34,7 @@ async function claim(it) {
     const out = await api("/v1/reviews/" + it.id + "/claim", operatorId() ? { operator: operatorId() } : {});
     it.claimed_by = out.claimed_by;
     it.claimed_until = out.claimed_until;
-    if (selected >= 0 && items[selected].id === it.id) { claimedId = it.id; setClaimBlock(""); }
+    if (selected >= 0 && items[selected].id === it.id) { claimedId = it.id; claimedAt = Date.now(); setClaimBlock(""); }
     else release();   // the supervisor moved on meanwhile
   } catch (e) {
     if (selected >= 0 && items[selected].id === it.id) setClaimBlock(e.status === 409 ? e.message : "");

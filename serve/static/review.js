@@ -428,9 +428,10 @@ function setup() {
   refresh(0);
   setInterval(checkHealth, 30000);
   setInterval(() => { if (!busy && document.visibilityState === "visible") loadStats().catch(() => {}); }, 30000);
-  setInterval(() => {   // renew the claim on the open case before it expires
-    if (claimedId && selected >= 0 && items[selected].id === claimedId) claim(items[selected]);
-  }, 60000);
+  setInterval(() => {   // renew the claim on the open case well before it expires (checked every 15 s)
+    const due = me ? Math.min(60000, me.claim_minutes * 30000) : 60000;
+    if (claimedId && selected >= 0 && items[selected].id === claimedId && Date.now() - claimedAt >= due) claim(items[selected]);
+  }, 15000);
 }
 
 document.addEventListener("DOMContentLoaded", setup);

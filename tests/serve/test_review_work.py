@@ -233,6 +233,35 @@ def test_a_sqlite_database_of_the_previous_version_keeps_working(start_server, t
     assert srv.client.get("/v1/reviews/history", headers=A).json()["total"] == 2
 
 
+def test_export_reviews_reads_a_database_of_the_previous_version(tmp_path):
+    """`hotline export-reviews` as a process, on a SQLite file no new server has opened yet."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as con:
+        con.execute(OLD_REVIEW_ITEMS)
+        row = _old_row(1, "楼里的水管漏水了要维修")[:-1] + ("decided",)
+        con.execute(
+            "INSERT INTO review_items (id, call_id, \"trigger\", text_masked, channel, department, confidence, channel_confidence, source, danger,"
+            " model_department, alternatives, reasons, model_version, created_at, status, decision, decided_channel, decided_department, decided_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'confirm','12345','utilities','2026-12-01 09:00:00.000000')", row,
+        )
+    from serve.db import Base, make_engine
+
+    engine = make_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine, tables=[Base.metadata.tables["feedback"]])  # unchanged since the previous version
+    engine.dispose()
+    out = tmp_path / "reviews.jsonl"
+    r = subprocess.run([sys.executable, "-m", "serve.cli", "export-reviews", "--out", str(out), "--database-url", f"sqlite:///{path}"],
+                       capture_output=True, text=True, env=os.environ.copy(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(x["text"], x["department"], x["source"]) for x in rows] == [("楼里的水管漏水了要维修", "utilities", "review")]
+
+
 def test_a_postgresql_database_of_the_previous_version_keeps_working(pg_schema, start_server, tiny_model_dir):
     """The previous version's tables on PostgreSQL: today's tables without the columns added since."""
     from serve.db import Base, make_engine
