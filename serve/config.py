@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(2000, description="Longest call summary accepted")
     max_batch: int = Field(256, description="Most texts in one batch request")
     batch_cpu_budget_s: float = Field(30.0, gt=0, description="CPU seconds one batch request may use before it is refused (503, nothing stored); single routes never wait for batches")
-    api_keys: str = Field("", description='"key1:call_taker,key2:supervisor,key3:admin"; empty: auth off (loopback only)')
+    api_keys: str = Field("", description='"key1:call_taker,key2:supervisor:王班长,key3:admin" (an optional third part names the key\'s owner, the reviewer on /review); empty: auth off (loopback only)')
     host: str = "127.0.0.1"
     port: int = 8000
     strip_boilerplate: bool = False

@@ -218,11 +218,13 @@ class Database:
         return self.engine.dialect.name
 
     def create_tables(self) -> None:
-        """``CREATE TABLE`` what is missing; tolerate another worker process doing the same at once."""
+        """``CREATE TABLE`` what is missing and add missing columns (:func:`add_missing_columns`);
+        tolerate another worker process doing the same at once."""
         for attempt in range(3):
             try:
+                before = set(inspect(self.engine).get_table_names())
                 Base.metadata.create_all(self.engine)
-                add_missing_columns(self.engine)
+                add_missing_columns(self.engine, before)
                 return
             except (OperationalError, ProgrammingError) as exc:  # e.g. "table already exists" from a racing worker
                 if attempt == 2:
@@ -248,13 +250,14 @@ class Database:
         self.engine.dispose()
 
 
-def add_missing_columns(engine: Engine) -> list[str]:
+def add_missing_columns(engine: Engine, existing_tables: set[str] | None = None) -> list[str]:
     """Bring tables of an earlier version up to date: ``ALTER TABLE … ADD COLUMN`` for each nullable
     column the models have and the table lacks, then fill ``review_items.text_hash``. Returns the
     columns added (``table.column``). Safe to run again and from several workers at once (a column
     another worker added a moment earlier is skipped)."""
     added: list[str] = []
-    existing_tables = set(inspect(engine).get_table_names())
+    if existing_tables is None:
+        existing_tables = set(inspect(engine).get_table_names())
     for table in Base.metadata.sorted_tables:
         if table.name not in existing_tables:
             continue
@@ -285,7 +288,25 @@ def add_missing_columns(engine: Engine) -> list[str]:
             rows = conn.execute(select(ReviewItem.id, ReviewItem.text_masked).where(ReviewItem.text_hash.is_(None))).all()
             for rid, masked in rows:
                 conn.execute(update(ReviewItem).where(ReviewItem.id == rid).values(text_hash=text_hash(masked)))
+            if "review_decisions" not in existing_tables and inspect(conn).has_table("review_decisions"):  # just created: the history starts with the decisions made before the upgrade
+                _history_from_decided(conn)
     return added
+
+
+def _history_from_decided(conn) -> None:
+    """One ``review_decisions`` row per review item decided before the history table existed (the
+    reviewer is what ``decided_by`` recorded); items already in the history are skipped."""
+    known = select(ReviewDecision.review_id)
+    decided = conn.execute(
+        select(ReviewItem.id, ReviewItem.decided_by, ReviewItem.decision, ReviewItem.decided_channel, ReviewItem.decided_department,
+               ReviewItem.department, ReviewItem.comment, ReviewItem.decided_at)
+        .where(ReviewItem.status == DECIDED, ReviewItem.decided_at.is_not(None), ReviewItem.id.not_in(known))
+    ).all()
+    for rid, by, decision, channel, department, suggested, comment, at in decided:
+        conn.execute(ReviewDecision.__table__.insert().values(
+            review_id=rid, reviewer=(by or "anonymous")[:64], decided_by=by, decision=decision or "confirm", channel=channel,
+            department=department, suggested_department=suggested, how="single", comment=comment, decided_at=at,
+        ))
 
 
 def make_engine(url: str, timeout_s: float = 3.0) -> Engine:

@@ -220,6 +220,10 @@ def test_a_sqlite_database_of_the_previous_version_keeps_working(start_server, t
             " model_department, alternatives, reasons, model_version, created_at, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [_old_row(1, SAME), _old_row(2, SAME), _old_row(3, "楼里的水管漏水了要维修")],
         )
+        con.execute("INSERT INTO review_items (id, call_id, \"trigger\", text_masked, channel, department, confidence, channel_confidence, source,"
+                    " danger, model_department, alternatives, reasons, model_version, created_at, status, decision, decided_channel,"
+                    " decided_department, decided_by, decided_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'correct','110','police_criminal',"
+                    " 'S003 supervisor key#0a1b', '2026-12-01 09:00:00.000000')", _old_row(4, "车窗被砸车里的包被偷")[:-1] + ("decided",))
     srv = start_server(model_dir=tiny_model_dir, api_keys=KEYS, database_url=f"sqlite:///{path}")
     cols = {c["name"] for c in inspect(srv.app.state.db.engine).get_columns("review_items")}
     assert {"department_names", "text_hash", "claimed_by", "claimed_until"} <= cols
@@ -230,7 +234,9 @@ def test_a_sqlite_database_of_the_previous_version_keeps_working(start_server, t
     assert srv.client.post(f"/v1/reviews/{old['id']}/claim", headers=A).status_code == 200
     r = decide(srv, old["id"], decision="confirm", group=True)
     assert r.status_code == 200 and len(r.json()["group_decided"]) == 1
-    assert srv.client.get("/v1/reviews/history", headers=A).json()["total"] == 2
+    hist = srv.client.get("/v1/reviews/history", headers=A).json()
+    assert hist["total"] == 3  # the decision made before the upgrade, then the two of the group
+    assert hist["items"][-1]["review_id"] == 4 and hist["items"][-1]["reviewer"] == "S003 supervisor key#0a1b"
 
 
 def test_export_reviews_reads_a_database_of_the_previous_version(tmp_path):
