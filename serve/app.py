@@ -12,6 +12,8 @@ creates the database tables, and warms the router. Resources:
 ``POST /v1/admin/reload``              admin                   hot reload of the promoted model
 ``GET /v1/reviews[/stats|/{id}]``      supervisor              the review queue (filters, pages), statistics
 ``POST /v1/reviews/{id}``              supervisor              confirm or correct (409 if decided, unless reopen)
+``/v1/reviews/{me,history,bulk}``      supervisor              reviewer name, per-reviewer history, bulk confirm
+``POST|DELETE /v1/reviews/{id}/claim`` supervisor              claim a case / give it up (claims expire)
 ``GET /health`` ``/ready`` ``/metrics``  none                    liveness, readiness, Prometheus
 ``GET /``                              none (page asks a key)  the call-taker page
 ``GET /review``                        none (page asks a key)  the supervisor page
@@ -22,7 +24,7 @@ Errors are always JSON ``{"detail": "...", "errors"?: [...]}``, never a stack tr
 >>> from serve.config import Settings
 >>> app = create_app(Settings(database_url="sqlite://"))
 >>> sorted(p for p in app.openapi()["paths"] if p.startswith("/v1"))
-['/v1/admin/reload', '/v1/feedback', '/v1/model', '/v1/reviews', '/v1/reviews/stats', '/v1/reviews/{review_id}', '/v1/route', '/v1/route/batch']
+['/v1/admin/reload', '/v1/feedback', '/v1/model', '/v1/reviews', '/v1/reviews/bulk', '/v1/reviews/history', '/v1/reviews/me', '/v1/reviews/stats', '/v1/reviews/{review_id}', '/v1/reviews/{review_id}/claim', '/v1/route', '/v1/route/batch']
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ from serve.logs import configure_logging
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.middleware import BodyGuard, CatchAll, LoopbackOnly, SecurityHeaders
 from serve.reloads import ReloadCoordinator
-from serve.routes import feedback, health, model, pages, reviews, routing
+from serve.routes import feedback, health, model, pages, review_work, reviews, routing
 from serve.routes.routing import store_routes
 from serve.writer import WriteBehind
 from serve.routes.pages import STATIC_DIR
@@ -217,7 +219,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not keys.enabled:  # outermost: nothing is answered on a non-loopback socket without keys
         app.add_middleware(LoopbackOnly)
 
-    for module in (routing, feedback, reviews, model, health, pages):
+    for module in (routing, feedback, review_work, reviews, model, health, pages):  # review_work first: /v1/reviews/me before /{review_id}
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

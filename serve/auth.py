@@ -1,6 +1,8 @@
 """API keys with roles, sent as ``Authorization: Bearer KEY``.
 
-``HOTLINE_API_KEYS="k1:call_taker,k2:supervisor,k3:admin"``. Roles nest: a supervisor may do what a
+``HOTLINE_API_KEYS="k1:call_taker,k2:supervisor,k3:admin"``. A key may carry the name of the person
+it belongs to as a third part, ``k2:supervisor:王班长``: the review queue records that name as the
+reviewer (claims, decisions, history) instead of asking the page for one. Roles nest: a supervisor may do what a
 call-taker may, an admin what a supervisor may. With no keys set, auth is off (a local trial) and
 the server must listen on loopback only (:func:`check_bind`).
 
@@ -12,6 +14,9 @@ fingerprint of its key (``key#3f2a``) for audit fields.
 ('admin', None)
 >>> ring.lookup("k2").allows("supervisor")
 True
+>>> KeyRing.parse("k9:supervisor:王班长").lookup("k9").name
+'王班长'
+
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ class Principal:
 
     role: str | None
     key_id: str = "anonymous"
+    name: str | None = None  # the key's owner, when HOTLINE_API_KEYS names one (key:role:name)
 
     def allows(self, role: str) -> bool:
         if self.role is None:
@@ -50,13 +56,13 @@ def fingerprint(key: str) -> str:
 class KeyRing:
     """The configured keys. Empty: auth off."""
 
-    def __init__(self, entries: list[tuple[str, str]]):
-        self._entries = [(k.encode("utf-8"), Principal(role, fingerprint(k))) for k, role in entries]
+    def __init__(self, entries: list[tuple]):
+        self._entries = [(e[0].encode("utf-8"), Principal(e[1], fingerprint(e[0]), e[2] if len(e) > 2 else None)) for e in entries]
 
     @classmethod
     def parse(cls, spec: str) -> "KeyRing":
         """Parse ``"key:role,key:role"``; raises :class:`ApiKeyError` naming the bad entry (never its key)."""
-        entries: list[tuple[str, str]] = []
+        entries: list[tuple[str, str, str | None]] = []
         seen: set[str] = set()
         if spec and spec.strip() and not spec.replace(",", "").strip():
             raise ApiKeyError("HOTLINE_API_KEYS is set but holds no key:role entry (only commas or spaces); "
@@ -66,7 +72,12 @@ class KeyRing:
             if not raw:
                 continue
             key, sep, role = raw.rpartition(":")
-            key, role = key.strip(), role.strip()
+            key, role, name = key.strip(), role.strip(), None
+            head, sep2, middle = key.rpartition(":")
+            if role not in ROLES and sep2 and middle.strip() in ROLES and head.strip():  # key:role:name
+                key, role, name = head.strip(), middle.strip(), role or None
+                if name and len(name) > 32:
+                    raise ApiKeyError(f"HOTLINE_API_KEYS entry {i}: the name after the role is longer than 32 characters")
             if not sep or not key:
                 raise ApiKeyError(f"HOTLINE_API_KEYS entry {i} is not key:role (roles: {', '.join(ROLES)})")
             if not role:
@@ -76,7 +87,7 @@ class KeyRing:
             if key in seen:
                 raise ApiKeyError(f"HOTLINE_API_KEYS entry {i}: the same key is listed twice")
             seen.add(key)
-            entries.append((key, role))
+            entries.append((key, role, name))
         return cls(entries)
 
     @property

@@ -33,10 +33,11 @@ class Settings(BaseSettings):
     promote_min_110_recall_delta: float = Field(0.0, description="`hotline promote`: smallest allowed change of 110 recall, challenger − champion (-0.01 tolerates a 0.01 drop)")
     promote_min_macro_f1_delta: float = Field(0.0, description="`hotline promote`: smallest allowed change of department macro-F1, challenger − champion")
     report_font: str | None = Field(None, description="`hotline evaluate`: font family for the Chinese department names in report plots; default: the first installed of Noto Sans CJK SC, WenQuanYi Micro Hei, … (`make fonts`); 'none' draws D1…Dn with a legend")
+    review_claim_minutes: float = Field(10.0, gt=0, le=24 * 60, description="How long a supervisor's claim on a review case holds unless renewed (the page renews it while the case is open)")
     max_text_chars: int = Field(2000, description="Longest call summary accepted")
     max_batch: int = Field(256, description="Most texts in one batch request")
     batch_cpu_budget_s: float = Field(30.0, gt=0, description="CPU seconds one batch request may use before it is refused (503, nothing stored); single routes never wait for batches")
-    api_keys: str = Field("", description='"key1:call_taker,key2:supervisor,key3:admin"; empty: auth off (loopback only)')
+    api_keys: str = Field("", description='"key1:call_taker,key2:supervisor:王班长,key3:admin" (an optional third part names the key\'s owner, the reviewer on /review); empty: auth off (loopback only)')
     host: str = "127.0.0.1"
     port: int = 8000
     strip_boilerplate: bool = False

@@ -15,9 +15,20 @@ Tables
     The supervisor queue: every routed call with ``needs_review``, every danger override that
     disagrees with the model, every feedback that contradicts the suggestion. ``status`` is
     ``pending`` until a supervisor decides (``decision`` confirm|correct and the decided route).
+``review_decisions``
+    Every decision a supervisor made (confirm, correct, re-opened, in a group or in bulk), with the
+    reviewer and the time: the per-reviewer history; never changed once written.
 ``reload_requests``
     One row per ``POST /v1/admin/reload``; every worker process (and every replica sharing the
     database) polls it and reloads too, so a reload never reaches only one of N workers.
+
+Upgrading
+---------
+Columns added since the first release (``review_items.department_names``, ``text_hash``,
+``claimed_by``, ``claimed_until``; ``routed_calls.department_names``) are nullable. At startup
+:meth:`Database.create_tables` creates missing tables and then adds missing nullable columns with a
+plain ``ALTER TABLE … ADD COLUMN`` (SQLite and PostgreSQL alike; no data is rewritten) and fills
+``text_hash`` of older review items, so a database written by an earlier version keeps working.
 
 >>> db = Database("sqlite://")            # in memory
 >>> with db.session() as s:
@@ -26,13 +37,14 @@ Tables
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, create_engine, event, text
+from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, create_engine, event, inspect, select, text, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -46,6 +58,11 @@ TRIGGERS = ("needs_review", "override", "feedback")
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def text_hash(text_masked: str) -> str:
+    """The key that groups identical masked summaries in the review queue (sha256, hex)."""
+    return hashlib.sha256(text_masked.encode("utf-8")).hexdigest()
 
 
 class Base(DeclarativeBase):
@@ -71,6 +88,7 @@ class RoutedCall(Base):
     reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
     model_version: Mapped[str | None] = mapped_column(String(128))
     received_on: Mapped[str | None] = mapped_column(String(8))
+    department_names: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # {code: name} as routed
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -134,6 +152,37 @@ class ReviewItem(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # added after the first release (nullable; see "Upgrading"):
+    department_names: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # {code: name} of the taxonomy it was routed with
+    text_hash: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)  # groups identical masked texts
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the reviewer working on it …
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # … until then
+
+
+@event.listens_for(ReviewItem, "before_insert")
+@event.listens_for(ReviewItem, "before_update")
+def _set_text_hash(_mapper, _conn, item: ReviewItem) -> None:
+    item.text_hash = text_hash(item.text_masked)
+
+
+class ReviewDecision(Base):
+    """One decision on one review item, as it was made (the per-reviewer history; append only)."""
+
+    __tablename__ = "review_decisions"
+    __table_args__ = (Index("ix_review_decisions_reviewer_at", "reviewer", "decided_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    review_id: Mapped[int] = mapped_column(Integer, index=True)
+    reviewer: Mapped[str] = mapped_column(String(64))
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str | None] = mapped_column(String(8))
+    department: Mapped[str | None] = mapped_column(String(128))
+    department_name: Mapped[str | None] = mapped_column(String(128))
+    suggested_department: Mapped[str | None] = mapped_column(String(128))
+    how: Mapped[str] = mapped_column(String(16), default="single")  # single | group | bulk | reopen
+    comment: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
 class ReloadRequest(Base):
@@ -169,10 +218,13 @@ class Database:
         return self.engine.dialect.name
 
     def create_tables(self) -> None:
-        """``CREATE TABLE`` what is missing; tolerate another worker process doing the same at once."""
+        """``CREATE TABLE`` what is missing and add missing columns (:func:`add_missing_columns`);
+        tolerate another worker process doing the same at once."""
         for attempt in range(3):
             try:
+                before = set(inspect(self.engine).get_table_names())
                 Base.metadata.create_all(self.engine)
+                add_missing_columns(self.engine, before)
                 return
             except (OperationalError, ProgrammingError) as exc:  # e.g. "table already exists" from a racing worker
                 if attempt == 2:
@@ -196,6 +248,65 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def add_missing_columns(engine: Engine, existing_tables: set[str] | None = None) -> list[str]:
+    """Bring tables of an earlier version up to date: ``ALTER TABLE … ADD COLUMN`` for each nullable
+    column the models have and the table lacks, then fill ``review_items.text_hash``. Returns the
+    columns added (``table.column``). Safe to run again and from several workers at once (a column
+    another worker added a moment earlier is skipped)."""
+    added: list[str] = []
+    if existing_tables is None:
+        existing_tables = set(inspect(engine).get_table_names())
+    for table in Base.metadata.sorted_tables:
+        if table.name not in existing_tables:
+            continue
+        have = {c["name"] for c in inspect(engine).get_columns(table.name)}
+        for col in table.columns:
+            if col.name in have:
+                continue
+            if not col.nullable:
+                raise RuntimeError(f"{table.name}.{col.name} is missing and not nullable: it cannot be added in place")
+            ddl = f'ALTER TABLE {table.name} ADD COLUMN {col.name} {col.type.compile(dialect=engine.dialect)}'
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(ddl))
+                added.append(f"{table.name}.{col.name}")
+            except (OperationalError, ProgrammingError):
+                if col.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise
+        if added:
+            for index in table.indexes:  # e.g. the index on a column just added
+                try:
+                    index.create(engine, checkfirst=True)
+                except (OperationalError, ProgrammingError):  # another worker created it meanwhile
+                    pass
+    if added:
+        logger.info("database upgraded: added columns %s", ", ".join(added))
+    if "review_items" in existing_tables:
+        with engine.begin() as conn:
+            rows = conn.execute(select(ReviewItem.id, ReviewItem.text_masked).where(ReviewItem.text_hash.is_(None))).all()
+            for rid, masked in rows:
+                conn.execute(update(ReviewItem).where(ReviewItem.id == rid).values(text_hash=text_hash(masked)))
+            if "review_decisions" not in existing_tables and inspect(conn).has_table("review_decisions"):  # just created: the history starts with the decisions made before the upgrade
+                _history_from_decided(conn)
+    return added
+
+
+def _history_from_decided(conn) -> None:
+    """One ``review_decisions`` row per review item decided before the history table existed (the
+    reviewer is what ``decided_by`` recorded); items already in the history are skipped."""
+    known = select(ReviewDecision.review_id)
+    decided = conn.execute(
+        select(ReviewItem.id, ReviewItem.decided_by, ReviewItem.decision, ReviewItem.decided_channel, ReviewItem.decided_department,
+               ReviewItem.department, ReviewItem.comment, ReviewItem.decided_at)
+        .where(ReviewItem.status == DECIDED, ReviewItem.decided_at.is_not(None), ReviewItem.id.not_in(known))
+    ).all()
+    for rid, by, decision, channel, department, suggested, comment, at in decided:
+        conn.execute(ReviewDecision.__table__.insert().values(
+            review_id=rid, reviewer=(by or "anonymous")[:64], decided_by=by, decision=decision or "confirm", channel=channel,
+            department=department, suggested_department=suggested, how="single", comment=comment, decided_at=at,
+        ))
 
 
 def make_engine(url: str, timeout_s: float = 3.0) -> Engine:

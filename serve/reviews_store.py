@@ -23,13 +23,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 
 from data.export import write_table
 from data.masking import mask_pii
-from serve.db import DECIDED, PENDING, Feedback, ReviewItem
+from serve.db import DECIDED, PENDING, Feedback, ReviewDecision, ReviewItem
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,24 @@ class AlreadyDecided(RuntimeError):
         self.item = item
 
 
+class ClaimedByOther(RuntimeError):
+    """Another reviewer claimed the item and the claim has not expired (``item`` shows who, until when)."""
+
+    def __init__(self, item: ReviewItem):
+        super().__init__(f"review {item.id} is claimed by {item.claimed_by} until {as_utc(item.claimed_until)}")
+        self.item = item
+
+
+def claim_free(reviewer: str | None, now: datetime):
+    """SQL condition: nobody else holds an unexpired claim on the item (``reviewer``'s own claim is free to them)."""
+    return or_(ReviewItem.claimed_by.is_(None), ReviewItem.claimed_until < now, ReviewItem.claimed_by == (reviewer or ""))
+
+
+def claimed_by_other(item: ReviewItem, reviewer: str | None, now: datetime) -> bool:
+    until = as_utc(item.claimed_until)
+    return bool(item.claimed_by) and until is not None and until >= now and item.claimed_by != (reviewer or "")
+
+
 def as_utc(t: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every time stored here is UTC."""
     if t is None:
@@ -66,12 +84,15 @@ def as_utc(t: datetime | None) -> datetime | None:
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class ReviewPage:
-    """One page of the queue: ``items`` (least confident first) and ``total`` matching the filters."""
+    """One page of the queue: ``items`` (least confident first) and ``total`` matching the filters.
+    Grouped (``group=True``): one item per masked text, ``total`` counts groups, ``sizes`` maps each
+    shown item's id to the number of matching items with its text."""
 
     items: list[ReviewItem]
     total: int
     limit: int = 50
     offset: int = 0
+    sizes: dict[int, int] = field(default_factory=dict)
 
 
 def list_reviews(
@@ -85,6 +106,8 @@ def list_reviews(
     max_confidence: float | None = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
+    q: str | None = None,
+    group: bool = False,
     limit: int = 50,
     offset: int = 0,
 ) -> ReviewPage:
@@ -92,7 +115,9 @@ def list_reviews(
 
     ``status`` None lists both; ``channel``/``department`` filter the *suggested* route;
     ``min_confidence``/``max_confidence`` are inclusive; ``created_from`` is inclusive and
-    ``created_to`` exclusive (naive datetimes are UTC).
+    ``created_to`` exclusive (naive datetimes are UTC); ``q`` keeps items whose masked text contains
+    it (literally: ``%`` and ``_`` are not wildcards). ``group`` shows one row per identical masked
+    text (the least confident item of the group, ordered by it) with the group's size.
     """
     where = []
     if status:
@@ -111,11 +136,30 @@ def list_reviews(
         where.append(ReviewItem.created_at >= as_utc(created_from))
     if created_to is not None:
         where.append(ReviewItem.created_at < as_utc(created_to))
+    if q:
+        where.append(ReviewItem.text_masked.contains(q, autoescape=True))
+    if group:
+        return _grouped(session, where, limit, offset)
     total = int(session.scalar(select(func.count(ReviewItem.id)).where(*where)) or 0)
     items = list(
         session.scalars(select(ReviewItem).where(*where).order_by(ReviewItem.confidence.asc(), ReviewItem.id.asc()).limit(limit).offset(offset))
     )
     return ReviewPage(items=items, total=total, limit=limit, offset=offset)
+
+
+def _grouped(session: Session, where: list, limit: int, offset: int) -> ReviewPage:
+    """One row per ``text_hash``: the group's least confident item (lowest id among equals)."""
+    key = ReviewItem.text_hash  # always set: on insert/update, and filled for older rows at startup (serve.db)
+    groups = select(key.label("k"), func.count(ReviewItem.id).label("n"), func.min(ReviewItem.confidence).label("c")).where(*where).group_by(key).subquery()
+    total = int(session.scalar(select(func.count()).select_from(groups)) or 0)
+    rows = session.execute(select(groups.c.k, groups.c.n, groups.c.c).order_by(groups.c.c.asc(), groups.c.k.asc()).limit(limit).offset(offset)).all()
+    items, sizes = [], {}
+    for k, n, c in rows:
+        item = session.scalars(select(ReviewItem).where(*where, key == k, ReviewItem.confidence == c).order_by(ReviewItem.id.asc()).limit(1)).first()
+        if item is not None:
+            items.append(item)
+            sizes[item.id] = int(n)
+    return ReviewPage(items=items, total=total, limit=limit, offset=offset, sizes=sizes)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -142,7 +186,10 @@ def decide_review(
     department: str | None = None,
     comment: str | None = None,
     decided_by: str | None = None,
+    reviewer: str | None = None,
+    department_name: str | None = None,
     reopen: bool = False,
+    how: str = "single",
 ) -> tuple[ReviewItem, PastDecision | None]:
     """Record a supervisor's decision; returns (the updated item, the decision it replaced or None).
 
@@ -151,7 +198,10 @@ def decide_review(
     ``comment`` is free text and is masked before it is stored.
     Raises :class:`ReviewNotFound`; :class:`InvalidDecision` for ``confirm`` with a route other than
     the suggestion, or ``correct`` to the suggested department; :class:`AlreadyDecided` when the
-    item is decided and ``reopen`` is false (or another supervisor decided it a moment earlier).
+    item is decided and ``reopen`` is false (or another supervisor decided it a moment earlier);
+    :class:`ClaimedByOther` while another reviewer's claim on it has not expired. Each decision is
+    also appended to ``review_decisions`` (``reviewer``, ``how``: single | group | bulk | reopen), and
+    deciding releases the claim.
     """
     if decision not in (CONFIRM, CORRECT):
         raise ValueError(f"decision must be {CONFIRM} or {CORRECT}, not {decision!r}")
@@ -159,10 +209,13 @@ def decide_review(
         item = session.get(ReviewItem, review_id, populate_existing=True)
         if item is None:
             raise ReviewNotFound(review_id)
+        now = datetime.now(timezone.utc)
+        if claimed_by_other(item, reviewer, now):
+            raise ClaimedByOther(item)
         if decision == CONFIRM and (department not in (None, item.department) or channel not in (None, item.channel)):
-            raise InvalidDecision("confirm keeps the suggested route; send decision correct to change it")
+            raise InvalidDecision("确认只能保留建议的部门；要换部门请改判（decision correct）")
         if decision == CORRECT and department == item.department:
-            raise InvalidDecision(f"{department!r} is the suggested department; send decision confirm")
+            raise InvalidDecision(f"“{department}”就是建议的部门，请确认（decision confirm）")
         previous = None
         if item.status == DECIDED:
             if not reopen:
@@ -173,13 +226,22 @@ def decide_review(
             guard = ReviewItem.status == PENDING
         if decision == CONFIRM:
             channel, department = item.channel, item.department
+            department_name = (item.department_names or {}).get(department, department_name)
         values = dict(
             status=DECIDED, decision=decision, decided_channel=channel, decided_department=department,
-            comment=mask_pii(comment) if comment else None, decided_by=decided_by, decided_at=datetime.now(timezone.utc),
+            comment=mask_pii(comment) if comment else None, decided_by=decided_by, decided_at=now, claimed_by=None, claimed_until=None,
         )
-        stmt = update(ReviewItem).where(ReviewItem.id == review_id, guard).values(**values).execution_options(synchronize_session=False)
+        stmt = update(ReviewItem).where(ReviewItem.id == review_id, guard, claim_free(reviewer, now)).values(**values).execution_options(synchronize_session=False)
         if session.execute(stmt).rowcount != 1:
-            raise AlreadyDecided(session.get(ReviewItem, review_id, populate_existing=True))
+            current = session.get(ReviewItem, review_id, populate_existing=True)
+            if current.status == PENDING and claimed_by_other(current, reviewer, now):
+                raise ClaimedByOther(current)
+            raise AlreadyDecided(current)
+        session.add(ReviewDecision(
+            review_id=review_id, reviewer=(reviewer or decided_by or "anonymous")[:64], decided_by=decided_by, decision=decision,
+            channel=channel, department=department, department_name=department_name, suggested_department=item.department,
+            how="reopen" if previous is not None else how, comment=values["comment"], decided_at=now,
+        ))
         item = session.get(ReviewItem, review_id, populate_existing=True)
     return item, previous
 

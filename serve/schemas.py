@@ -325,6 +325,11 @@ class ReviewOut(BaseModel):
     comment: str | None = None
     decided_by: str | None = Field(None, description="Operator and role of the deciding key (its fingerprint, never the key)")
     decided_at: datetime | None = None
+    model_department_name: str | None = Field(None, description="Name of model_department (what the model thought before an override)")
+    served: bool = Field(True, description="The suggested department is in the served taxonomy (else only a correction is possible)")
+    group_size: int = Field(1, description="Grouped queue: how many matching cases have this masked text")
+    claimed_by: str | None = Field(None, description="The reviewer working on it (while claimed_until is in the future)")
+    claimed_until: datetime | None = None
 
 
 class ReviewList(BaseModel):
@@ -355,6 +360,7 @@ class ReviewDecisionRequest(_In):
     comment: str | None = Field(None, max_length=1000)
     operator: str | None = Field(None, max_length=32, description="The supervisor's own id, recorded in decided_by beside the key's role")
     reopen: bool = Field(False, description="Change a decision made earlier (without it a decided item answers 409)")
+    group: bool = Field(False, description="Also give every other pending case with the same masked text this route")
 
 
 class PastDecisionOut(BaseModel):
@@ -368,6 +374,7 @@ class PastDecisionOut(BaseModel):
 
 class ReviewDecisionResponse(ReviewOut):
     replaced: PastDecisionOut | None = Field(None, description="The earlier decision this one replaced (reopen)")
+    group_decided: list[int] = Field(default_factory=list, description="group: the other cases given the same route")
 
 
 class CorrectionCounts(BaseModel):

@@ -65,7 +65,16 @@ def _decision_fields(d: Decision) -> dict:
         alternatives=[dict(a.__dict__) for a in d.alternatives],
         reasons=[mask_pii(r) for r in d.reasons],
         model_version=d.model_version,
+        department_names=department_names(d),
     )
+
+
+def department_names(d: Decision) -> dict[str, str]:
+    """``{code: name}`` of the departments a decision mentions, in the taxonomy it was routed with:
+    a review case keeps showing these names after a model with other departments is promoted."""
+    names = {a.department: a.department_name for a in d.alternatives}
+    names[d.department] = d.department_name
+    return names
 
 
 def record_routes(session: Session, *, items: list[RoutedText]) -> list[int | None]:
@@ -110,7 +119,8 @@ def record_routes(session: Session, *, items: list[RoutedText]) -> list[int | No
 
 
 def record_feedback(
-    session: Session, *, call_id: str, final_channel: str, final_department: str, operator: str | None = None
+    session: Session, *, call_id: str, final_channel: str, final_department: str, operator: str | None = None,
+    final_department_name: str | None = None,
 ) -> tuple[Feedback, int | None]:
     """Store what the call-taker did with ``call_id``; enqueue a review item when it contradicts the
     suggestion. Returns (feedback row, review item id or None). Raises :class:`UnknownCall`.
@@ -149,6 +159,7 @@ def record_feedback(
                 model_department=call.model_department, alternatives=call.alternatives, reasons=call.reasons,
                 model_version=call.model_version, feedback_channel=final_channel, feedback_department=final_department,
                 operator=mask_pii(operator) if operator else None, status=PENDING,
+                department_names={**(call.department_names or {}), **({final_department: final_department_name} if final_department_name else {})},
             )
             session.add(item)
             session.flush()

@@ -173,7 +173,7 @@ def export_reviews(
     from sqlalchemy.exc import SQLAlchemyError
 
     from serve.config import get_settings
-    from serve.db import Database
+    from serve.db import Database, add_missing_columns
     from serve.reviews_store import labelled_rows, write_labelled_rows
 
     with _user_errors():
@@ -184,6 +184,7 @@ def export_reviews(
         if problem:
             raise ValueError(problem)
         try:
+            add_missing_columns(db.engine)  # a database the previous version wrote: its tables gain the new nullable columns
             with db.session() as s:
                 rows = labelled_rows(s)
         except SQLAlchemyError as exc:

@@ -39,7 +39,7 @@ def feedback(body: FeedbackRequest, principal: CallTakerDep, db: DbDep, router_:
     try:
         fb, review_id = record_feedback(
             db, call_id=body.call_id, final_channel=body.final_channel, final_department=body.final_department,
-            operator=body.operator or (principal.key_id if principal.role else None),
+            operator=body.operator or (principal.key_id if principal.role else None), final_department_name=tax[body.final_department].name,
         )
     except UnknownCall:
         raise HTTPException(

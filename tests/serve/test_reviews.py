@@ -165,9 +165,9 @@ def test_decisions_are_validated(rsrv):
     dep, channel = other_department(rsrv, item)
     wrong_channel = "12345" if channel == "110" else "110"
     cases = [
-        ({"decision": "correct"}, 422, "department"),
-        ({"decision": "correct", "department": "no_such_dept"}, 422, "taxonomy"),
-        ({"decision": "correct", "department": dep, "channel": wrong_channel}, 422, "contradicts"),
+        ({"decision": "correct"}, 422, "改判需要选择部门"),
+        ({"decision": "correct", "department": "no_such_dept"}, 422, "不在当前使用的分类中"),
+        ({"decision": "correct", "department": dep, "channel": wrong_channel}, 422, "不符"),
         ({"decision": "correct", "department": item["department"]}, 422, "confirm"),
         ({"decision": "confirm", "department": dep}, 422, "correct"),
         ({"decision": "approve"}, 422, "decision"),
@@ -176,6 +176,8 @@ def test_decisions_are_validated(rsrv):
     for body, code, word in cases:
         r = decide(rsrv, item["id"], **body)
         assert r.status_code == code and word in r.json()["detail"], (body, r.text)
+        if code == 422 and body.get("decision") in ("correct", "confirm") and "note" not in body:
+            assert len(r.json()["detail"]) < 60, r.text  # short: never the whole list of departments
     assert rsrv.client.get(f"/v1/reviews/{item['id']}", headers=SV).json()["status"] == "pending"
     assert decide(rsrv, 10**9, decision="confirm").status_code == 404
     assert rsrv.client.get(f"/v1/reviews/{10**9}", headers=SV).status_code == 404
