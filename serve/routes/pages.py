@@ -1,4 +1,5 @@
-"""The call-taker page at ``/`` and the supervisor page at ``/review`` (plain HTML and JavaScript in ``serve/static``; no build step)."""
+"""The call-taker page at ``/``, the supervisor page at ``/review`` (plain HTML and JavaScript in
+``serve/static``; no build step) and the site icon at ``/favicon.ico`` (browsers ask for it on their own)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,3 +19,9 @@ async def call_taker_page() -> FileResponse:
 @router.get("/review")
 async def supervisor_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "review.html", media_type="text/html; charset=utf-8")
+
+
+@router.get("/favicon.ico")
+async def favicon() -> FileResponse:
+    """The tab icon (the two lines, red 110 and blue 12345); without it every page load logs a 404."""
+    return FileResponse(STATIC_DIR / "favicon.ico", media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"})
