@@ -1,7 +1,9 @@
 """API keys with roles, sent as ``Authorization: Bearer KEY``.
 
-``HOTLINE_API_KEYS="k1:call_taker,k2:supervisor,k3:admin"``. Roles nest: a supervisor may do what a
-call-taker may, an admin what a supervisor may. With no keys set, auth is off (a local trial) and
+``HOTLINE_API_KEYS="k1:call_taker,k2:supervisor,k3:admin,k4:partner@110"``. Roles nest: a supervisor
+may do what a call-taker may, an admin what a supervisor may. ``partner@LINE`` is the other platform
+(e.g. the 110 system) as a client: it stands outside that ladder, may use only the transfer-order
+API, and sees and acts only on orders sent to or from its ``LINE``. With no keys set, auth is off (a local trial) and
 the server must listen on loopback only (:func:`check_bind`).
 
 Keys are compared in constant time and never logged; a :class:`Principal` carries only a short
@@ -12,14 +14,20 @@ fingerprint of its key (``key#3f2a``) for audit fields.
 ('admin', None)
 >>> ring.lookup("k2").allows("supervisor")
 True
+>>> p = KeyRing.parse("k9:partner@110").lookup("k9")
+>>> (p.role, p.line, p.allows("call_taker"))
+('partner', '110', False)
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 
 ROLES = ("call_taker", "supervisor", "admin")  # each role includes the ones before it
+PARTNER = "partner"  # the other platform: "key:partner@110", bound to one line, outside the ladder
+_LINE = re.compile(r"^[0-9]{3,5}$")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -33,10 +41,17 @@ class Principal:
 
     role: str | None
     key_id: str = "anonymous"
+    line: str | None = None  # a partner's line (e.g. "110"); None for the platform's own keys
+
+    @property
+    def is_partner(self) -> bool:
+        return self.role == PARTNER
 
     def allows(self, role: str) -> bool:
         if self.role is None:
             return True
+        if self.role == PARTNER or role == PARTNER:
+            return self.role == role
         return ROLES.index(self.role) >= ROLES.index(role)
 
 
@@ -51,7 +66,10 @@ class KeyRing:
     """The configured keys. Empty: auth off."""
 
     def __init__(self, entries: list[tuple[str, str]]):
-        self._entries = [(k.encode("utf-8"), Principal(role, fingerprint(k))) for k, role in entries]
+        self._entries = []
+        for k, role in entries:
+            role, _, line = role.partition("@")
+            self._entries.append((k.encode("utf-8"), Principal(role, fingerprint(k), line or None)))
 
     @classmethod
     def parse(cls, spec: str) -> "KeyRing":
@@ -71,8 +89,12 @@ class KeyRing:
                 raise ApiKeyError(f"HOTLINE_API_KEYS entry {i} is not key:role (roles: {', '.join(ROLES)})")
             if not role:
                 raise ApiKeyError(f"HOTLINE_API_KEYS entry {i} has no role after ':'; use one of {', '.join(ROLES)}")
-            if role not in ROLES:
-                raise ApiKeyError(f"HOTLINE_API_KEYS entry {i}: unknown role {role!r}; use one of {', '.join(ROLES)}")
+            if role.startswith(PARTNER):
+                line = role.removeprefix(PARTNER).removeprefix("@")
+                if not role.startswith(PARTNER + "@") or not _LINE.match(line):
+                    raise ApiKeyError(f"HOTLINE_API_KEYS entry {i}: a partner key names its line, e.g. key:partner@110")
+            elif role not in ROLES:
+                raise ApiKeyError(f"HOTLINE_API_KEYS entry {i}: unknown role {role!r}; use one of {', '.join(ROLES)}, or partner@LINE")
             if key in seen:
                 raise ApiKeyError(f"HOTLINE_API_KEYS entry {i}: the same key is listed twice")
             seen.add(key)
@@ -82,6 +104,11 @@ class KeyRing:
     @property
     def enabled(self) -> bool:
         return bool(self._entries)
+
+    @property
+    def partner_lines(self) -> set[str]:
+        """The lines that partner keys are bound to."""
+        return {p.line for _, p in self._entries if p.is_partner and p.line}
 
     def lookup(self, key: str) -> Principal | None:
         """The principal for ``key``, or None. Compares against every key in constant time."""
