@@ -267,3 +267,31 @@ def test_notices_reach_a_partner_that_was_down_exactly_once(start_server, tiny_m
             assert all(n.delivered_at is not None for n in s.scalars(select(OutboxNotice)))
     finally:
         rx.stop()
+
+
+@pytest.mark.postgres
+def test_life_cycle_conflicts_and_notices_on_postgresql(start_server, tiny_model_dir, pg_schema):
+    _, url = pg_schema
+    port = free_port()
+    rx = Receiver(port)
+    rx.start()
+    srv = start_server(model_dir=tiny_model_dir, api_keys=KEYS, database_url=url, transfer_lines="110,12345,119",
+                       partner_urls={"110": f"http://127.0.0.1:{port}/n"}, outbox_poll_s=0.05, outbox_backoff_s=0.1)
+    try:
+        o = new_order(srv)
+        assert srv.client.post("/v1/transfers", json={"call_id": o["call_id"], "from_line": "12345", "to_line": "110", "department": "utilities",
+                                                      "summary": "x"}, headers=h(CT)).status_code == 200
+        for a, body in [("accept", None), ("handle", None), ("write_back", WRITE_BACK)]:
+            assert act(srv, o["id"], a, P110, body).status_code == 200
+        r = act(srv, o["id"], "accept", P110)
+        assert r.status_code == 409 and r.json()["state"] == "written_back"
+        assert act(srv, o["id"], "close", CT).status_code == 200
+        assert srv.client.get(f"/v1/transfers/{o['id']}", headers=h(P119)).status_code == 404
+        deadline = time.monotonic() + 10
+        while len(rx.got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert sorted(k for k, _ in rx.got) == sorted([f"transfer-{o['id']}-1", f"transfer-{o['id']}-5"])
+    finally:
+        srv.stop()
+        rx.stop()
