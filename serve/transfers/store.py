@@ -218,3 +218,17 @@ def list_orders(session: Session, *, state: str | None = None, to_line: str | No
 
 def is_overdue(order: TransferOrder, now: datetime | None = None) -> bool:
     return order.state in OPEN_STATES and as_utc(order.due_at) < (now or datetime.now(timezone.utc))
+
+
+def written_back_rows(session: Session, channels: tuple[str, ...] = ("110", "12345")) -> list[dict[str, Any]]:
+    """Written-back orders as labelled rows for ``hotline export-reviews`` (the review export's columns):
+    the masked summary, the department that actually handled it, the receiving line as the channel,
+    ``source="write_back"``, newest write-back first. Orders to lines the model does not route to
+    (``channels``) are left out."""
+    rows = session.execute(
+        select(TransferOrder, TransferEvent.at).join(TransferEvent, TransferEvent.order_id == TransferOrder.id)
+        .where(TransferEvent.action == "write_back", TransferOrder.handled_department.is_not(None), TransferOrder.to_line.in_(channels))
+        .order_by(TransferEvent.at.desc(), TransferOrder.id.desc())
+    ).all()
+    return [dict(text=mask_pii(o.summary_masked), department=o.handled_department, channel=o.to_line, source="write_back",
+                 review_id=None, call_id=o.call_id, decision=None, decided_at=as_utc(at)) for o, at in rows]
