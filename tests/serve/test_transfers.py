@@ -92,6 +92,30 @@ def test_same_call_id_returns_the_existing_order_200(srv):
     assert len(r.json()["history"]) == 1  # no second create event
 
 
+def test_racing_requests_one_order_one_winning_step(srv):
+    """Concurrent creates with one call_id make one order (one 201, the rest 200); concurrent accept
+    and return on it: exactly one wins, the others get 409, the history holds one step."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    body = {"call_id": f"race-{RUN}", "from_line": "12345", "to_line": "110", "department": "police_criminal", "summary": "有人打架"}
+
+    def post(path, payload, key):
+        with httpx.Client(base_url=srv.url, timeout=30) as c:
+            return c.post(path, json=payload, headers=h(key))
+
+    with ThreadPoolExecutor(8) as pool:
+        created = list(pool.map(lambda _: post("/v1/transfers", body, CT), range(8)))
+    assert sorted(r.status_code for r in created) == [200] * 7 + [201] and len({r.json()["id"] for r in created}) == 1
+    oid = created[0].json()["id"]
+    with ThreadPoolExecutor(8) as pool:
+        steps = list(pool.map(lambda i: post(f"/v1/transfers/{oid}/{'accept' if i % 2 else 'return'}", {"reason": "不属于"}, P110), range(8)))
+    assert sorted(r.status_code for r in steps) == [200] + [409] * 7
+    history = srv.client.get(f"/v1/transfers/{oid}", headers=h(CT)).json()["history"]
+    assert [e["seq"] for e in history] == [1, 2]
+
+
 def _order_in(srv, state: str) -> dict:
     """An order 12345 → 110 brought to ``state``."""
     o = new_order(srv)
