@@ -183,7 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not keys.enabled:
             logger.warning("auth is off (no HOTLINE_API_KEYS): for a local trial on loopback only")
         watcher = asyncio.create_task(reloads.watch(app.state.reload_poll_seconds, before=lambda: tables["ok"] or ensure_tables()))
-        notices = asyncio.create_task(outbox.run(db, settings, ready=lambda: tables["ok"]))
+        notices = asyncio.create_task(outbox.run(db, settings, ready=lambda: tables["ok"], metrics=metrics))
         yield
         watcher.cancel()
         notices.cancel()

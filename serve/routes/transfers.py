@@ -125,6 +125,7 @@ def create(body: TransferCreate, caller: CallerDep, db: DbDep, metrics: MetricsD
     if not created:
         response.status_code = status.HTTP_200_OK
     else:
+        metrics.transfer_steps.labels("create").inc()
         logger.info("transfer created", extra={"fields": {"event": "transfer_created", "order_id": order.id, "from_line": order.from_line,
                                                           "to_line": order.to_line, "urgency": order.urgency, "by": order.created_by}})
     return _out(order, caller, events)
@@ -181,6 +182,7 @@ def take_step(order_id: OrderId, action: StepAction, caller: CallerDep, db: DbDe
                                              allowed_actions=allowed_actions(o, caller.line)).model_dump(), status.HTTP_409_CONFLICT)
     except SQLAlchemyError:
         raise _unavailable(metrics, "保存这一步") from None
+    metrics.transfer_steps.labels(action).inc()
     logger.info("transfer step", extra={"fields": {"event": "transfer_step", "order_id": order.id, "action": action, "state": order.state,
                                                   "line": caller.line, "seq": order.seq}})
     return _out(order, caller, events)

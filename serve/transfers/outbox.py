@@ -65,13 +65,13 @@ def backoff(attempts: int, base_s: float, max_s: float) -> float:
 
 
 def deliver_due(db: Database, partner_urls: dict[str, str], *, base_s: float, max_s: float, timeout_s: float,
-                client: httpx.Client) -> int:
-    """Send the notices that are due; returns how many were delivered."""
+                client: httpx.Client) -> tuple[int, int]:
+    """Send the notices that are due; returns (delivered, failed)."""
     now = datetime.now(timezone.utc)
     with db.session() as s:
         due = list(s.scalars(select(OutboxNotice).where(OutboxNotice.delivered_at.is_(None), OutboxNotice.next_attempt_at <= now)
                              .order_by(OutboxNotice.id).limit(BATCH)))
-    delivered = 0
+    delivered = failed = 0
     for n in due:
         url = partner_urls.get(n.line)
         with db.session() as s, s.begin():  # claim it: no other worker sends it meanwhile
@@ -98,13 +98,14 @@ def deliver_due(db: Database, partner_urls: dict[str, str], *, base_s: float, ma
             else:
                 values = dict(attempts=n.attempts + 1, last_error=error[:200],
                               next_attempt_at=done + timedelta(seconds=backoff(n.attempts + 1, base_s, max_s)))
+                failed += 1
                 logger.info("notice not delivered; will retry", extra={"fields": {"event": "outbox_retry", "notice": n.key, "line": n.line,
                                                                                   "attempts": n.attempts + 1, "error": error}})
             s.execute(update(OutboxNotice).where(OutboxNotice.id == n.id).values(**values).execution_options(synchronize_session=False))
-    return delivered
+    return delivered, failed
 
 
-async def run(db: Database, settings, ready=lambda: True) -> None:
+async def run(db: Database, settings, ready=lambda: True, metrics=None) -> None:
     """The lifespan's task: every ``outbox_poll_s``, send what is due (in a worker thread)."""
     if not settings.partner_urls:
         return
@@ -112,8 +113,12 @@ async def run(db: Database, settings, ready=lambda: True) -> None:
         while True:
             try:
                 if ready():
-                    await run_in_threadpool(deliver_due, db, settings.partner_urls, base_s=settings.outbox_backoff_s,
-                                            max_s=settings.outbox_backoff_max_s, timeout_s=settings.outbox_timeout_s, client=client)
+                    delivered, failed = await run_in_threadpool(
+                        deliver_due, db, settings.partner_urls, base_s=settings.outbox_backoff_s, max_s=settings.outbox_backoff_max_s,
+                        timeout_s=settings.outbox_timeout_s, client=client)
+                    if metrics is not None:
+                        metrics.outbox.labels("delivered").inc(delivered)
+                        metrics.outbox.labels("failed").inc(failed)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database is down: try again next round

@@ -289,6 +289,8 @@ def test_notices_reach_a_partner_that_was_down_exactly_once(start_server, tiny_m
         assert payloads[f"transfer-{orders[0]['id']}-5"]["action"] == "close"
         with srv.app.state.db.session() as s:
             assert all(n.delivered_at is not None for n in s.scalars(select(OutboxNotice)))
+        assert srv.metric("hotline_outbox_attempts_total", result="delivered") == 12 and srv.metric("hotline_outbox_attempts_total", result="failed") >= 24
+        assert srv.metric("hotline_transfer_steps_total", action="close") == 4 and srv.metric("hotline_transfer_steps_total", action="create") == 9
     finally:
         rx.stop()
 
