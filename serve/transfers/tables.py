@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from serve.db import Base, utcnow
@@ -67,6 +67,13 @@ class TransferEvent(Base):
     actor: Mapped[str] = mapped_column(String(128))  # operator + role + key fingerprint, never a key
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # reason, result, handled_department (masked)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+@event.listens_for(TransferEvent, "before_update")
+@event.listens_for(TransferEvent, "before_delete")
+def _history_is_append_only(mapper, connection, target: TransferEvent) -> None:
+    """An order's history is never rewritten: changing or deleting a step through the ORM is a bug."""
+    raise RuntimeError(f"transfer_events are append-only: step {target.seq} of order {target.order_id} may not be changed or deleted")
 
 
 class OutboxNotice(Base):

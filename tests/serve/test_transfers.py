@@ -47,7 +47,8 @@ def act(srv, order_id: int, action: str, key: str, body: dict | None = None):
 WRITE_BACK = {"result": "已出警处置，嫌疑人王某已带回，联系电话13812345678", "handled_department": "police_public_order", "operator": "110-0032"}
 
 
-def test_whole_life_cycle_from_both_sides(srv):
+def test_whole_life_cycle_from_both_sides(srv, caplog):
+    caplog.set_level("DEBUG")
     o = new_order(srv, operator="C-017")
     assert o["state"] == "sent" and o["state_name"] == "已派出" and o["allowed_actions"] == []  # the sender waits
     assert "13812345678" not in o["summary"] and "320102198705061234" not in o["summary"] and "[手机号]" in o["summary"]
@@ -67,6 +68,24 @@ def test_whole_life_cycle_from_both_sides(srv):
     assert hist[0]["actor"].startswith("C-017 call_taker key#") and hist[1]["actor"].startswith("110-0032 partner key#")
     assert all(e["at"] for e in hist) and hist[3]["detail"]["handled_department"] == "police_public_order"
     assert CT not in json.dumps(final) and P110 not in json.dumps(final)
+    assert "transfer_step" in caplog.text or "transfer step" in caplog.text  # the steps are logged …
+    assert "13812345678" not in caplog.text and "持刀" not in caplog.text and CT not in caplog.text  # … without the call or a key
+
+
+def test_history_rows_cannot_be_changed_or_deleted(srv):
+    from serve.transfers.tables import TransferEvent
+
+    o = new_order(srv)
+    with srv.app.state.db.session() as s:
+        ev = s.query(TransferEvent).filter_by(order_id=o["id"]).one()
+        ev.actor = "someone else"
+        with pytest.raises(RuntimeError, match="append-only"):
+            s.commit()
+        s.rollback()
+        s.delete(s.query(TransferEvent).filter_by(order_id=o["id"]).one())
+        with pytest.raises(RuntimeError, match="append-only"):
+            s.commit()
+    assert srv.client.get(f"/v1/transfers/{o['id']}", headers=h(CT)).json()["history"] == o["history"]
 
 
 def test_return_with_reason_then_resend_then_close_after_a_second_return(srv):
