@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from serve.auth import Principal
 from serve.config import Settings
 from serve.deps import DbDep, MetricsDep, require
-from serve.routes.reviews import MAX_ID, decided_by
+from data.masking import mask_pii
 from serve.schemas import ErrorOut
 from serve.transfers.outbox import enqueuer
 from serve.transfers.schemas import State, StepAction, TransferConflict, TransferCreate, TransferEventOut, TransferList, TransferOut, TransferStep
@@ -62,6 +62,17 @@ async def get_caller(request: Request) -> Caller:
     return Caller(principal, settings.home_line, None, settings)
 
 
+def actor(principal: Principal, operator: str | None) -> str:
+    """``"110-0032 partner key#3f2a"``: who acted (the operator's id masked), never the key.
+
+    >>> actor(Principal("partner", "key#3f2a", "110"), "110-0032")
+    '110-0032 partner key#3f2a'
+    """
+    who = f"{principal.role} {principal.key_id}" if principal.role else "anonymous (auth off)"
+    return f"{mask_pii(operator.strip())} {who}" if operator and operator.strip() else who
+
+
+MAX_ID = 2**31 - 1  # the id columns are 32-bit integers on PostgreSQL: a larger id is a 422, not a 500
 CallerDep = Annotated[Caller, Depends(get_caller)]
 OrderId = Annotated[int, Path(ge=1, le=MAX_ID)]
 ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 503: {"model": ErrorOut, "description": "Database unavailable"}}
@@ -114,7 +125,7 @@ def create(body: TransferCreate, caller: CallerDep, db: DbDep, metrics: MetricsD
         order, created = create_order(
             db, call_id=body.call_id, from_line=body.from_line, to_line=body.to_line, department=body.department, urgency=body.urgency,
             summary=body.summary, decision=body.decision.model_dump(exclude_none=True), model_version=body.model_version,
-            actor=decided_by(caller.principal, body.operator), limit_min=caller.settings.transfer_limits_min.get(body.urgency, 1440.0),
+            actor=actor(caller.principal, body.operator), limit_min=caller.settings.transfer_limits_min.get(body.urgency, 1440.0),
             notify=enqueuer(caller.settings.partner_urls),
         )
         if caller.visible_to is not None and caller.visible_to not in (order.from_line, order.to_line):
@@ -168,7 +179,7 @@ def take_step(order_id: OrderId, action: StepAction, caller: CallerDep, db: DbDe
     settings = caller.settings
     body = body or TransferStep()
     try:
-        order = step(db, order_id=order_id, action=action, line=caller.line, actor=decided_by(caller.principal, body.operator),
+        order = step(db, order_id=order_id, action=action, line=caller.line, actor=actor(caller.principal, body.operator),
                      reason=body.reason, result=body.result, handled_department=body.handled_department, visible_to=caller.visible_to,
                      limits_min=settings.transfer_limits_min, notify=enqueuer(settings.partner_urls))
         order, events = get_order(db, order.id)

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
-from serve.schemas import CallId, _In, _not_blank
-from typing import Annotated
-from pydantic import AfterValidator
+from serve.schemas import CallId, _In
+
+
+def _not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return v
+
 
 Line = Annotated[str, Field(pattern=r"^[0-9]{3,5}$", examples=["110"], description="A hotline number: 110, 12345 (Settings.transfer_lines)")]
 Urgency = Literal["110_first", "normal"]
