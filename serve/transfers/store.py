@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from data.masking import mask_pii
-from serve.transfers.tables import OutboxNotice, TransferEvent, TransferOrder
+from serve.transfers.tables import TransferEvent, TransferOrder
 
 SENT, ACCEPTED, RETURNED, HANDLED, WRITTEN_BACK, CLOSED = "sent", "accepted", "returned", "handled", "written_back", "closed"
 STATES = (SENT, ACCEPTED, RETURNED, HANDLED, WRITTEN_BACK, CLOSED)
@@ -58,7 +58,7 @@ STATE_NAMES = {SENT: "已派出", ACCEPTED: "已接收", RETURNED: "已退回", 
 ACTION_NAMES = {"create": "派单", "accept": "接收", "return": "退回", "handle": "处置", "write_back": "反馈回写", "close": "办结关闭", "resend": "重新派单"}
 SIDE_NAMES = {RECEIVER: "接收方", SENDER: "派出方"}
 
-# Notify: (line, payload) -> None, called inside the step's transaction (see serve.transfers.outbox.enqueue).
+# Notify: called with (session, order, event) inside the step's transaction; may add an outbox notice (serve.transfers.outbox.enqueuer).
 Notify = Callable[[Session, TransferOrder, TransferEvent], None]
 
 
