@@ -14,6 +14,9 @@ creates the database tables, and warms the router. Resources:
 ``POST /v1/reviews/{id}``              supervisor              confirm or correct (409 if decided, unless reopen)
 ``/v1/reviews/{me,history,bulk}``      supervisor              reviewer name, per-reviewer history, bulk confirm
 ``POST|DELETE /v1/reviews/{id}/claim`` supervisor              claim a case / give it up (claims expire)
+``POST /v1/transfers``                 call_taker, partner     create a transfer order (idempotent by call_id)
+``GET /v1/transfers[/{id}]``           call_taker, partner     list (state, to_line, overdue) / one with history
+``POST /v1/transfers/{id}/{action}``   call_taker, partner     a life-cycle step by its side (409 if it does not fit)
 ``GET /health`` ``/ready`` ``/metrics``  none                    liveness, readiness, Prometheus
 ``GET /``                              none (page asks a key)  the call-taker page
 ``GET /review``                        none (page asks a key)  the supervisor page
@@ -24,7 +27,7 @@ Errors are always JSON ``{"detail": "...", "errors"?: [...]}``, never a stack tr
 >>> from serve.config import Settings
 >>> app = create_app(Settings(database_url="sqlite://"))
 >>> sorted(p for p in app.openapi()["paths"] if p.startswith("/v1"))
-['/v1/admin/reload', '/v1/feedback', '/v1/model', '/v1/reviews', '/v1/reviews/bulk', '/v1/reviews/history', '/v1/reviews/me', '/v1/reviews/stats', '/v1/reviews/{review_id}', '/v1/reviews/{review_id}/claim', '/v1/route', '/v1/route/batch']
+['/v1/admin/reload', '/v1/feedback', '/v1/model', '/v1/reviews', '/v1/reviews/bulk', '/v1/reviews/history', '/v1/reviews/me', '/v1/reviews/stats', '/v1/reviews/{review_id}', '/v1/reviews/{review_id}/claim', '/v1/route', '/v1/route/batch', '/v1/transfers', '/v1/transfers/{order_id}', '/v1/transfers/{order_id}/{action}']
 """
 from __future__ import annotations
 
@@ -52,7 +55,8 @@ from serve.logs import configure_logging
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.middleware import BodyGuard, CatchAll, LoopbackOnly, SecurityHeaders
 from serve.reloads import ReloadCoordinator
-from serve.routes import feedback, health, model, pages, review_work, reviews, routing
+from serve.routes import feedback, health, model, pages, review_work, reviews, routing, transfers
+from serve.transfers import outbox
 from serve.routes.routing import store_routes
 from serve.writer import WriteBehind
 from serve.routes.pages import STATIC_DIR
@@ -181,8 +185,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not keys.enabled:
             logger.warning("auth is off (no HOTLINE_API_KEYS): for a local trial on loopback only")
         watcher = asyncio.create_task(reloads.watch(app.state.reload_poll_seconds, before=lambda: tables["ok"] or ensure_tables()))
+        notices = asyncio.create_task(outbox.run(db, settings, ready=lambda: tables["ok"], metrics=metrics))
         yield
         watcher.cancel()
+        notices.cancel()
         await run_in_threadpool(writer.stop)
         db.dispose()
 
@@ -219,7 +225,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not keys.enabled:  # outermost: nothing is answered on a non-loopback socket without keys
         app.add_middleware(LoopbackOnly)
 
-    for module in (routing, feedback, review_work, reviews, model, health, pages):  # review_work first: /v1/reviews/me before /{review_id}
+    for module in (routing, feedback, review_work, reviews, transfers, model, health, pages):  # review_work first: /v1/reviews/me before /{review_id}
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -1,9 +1,11 @@
 """API keys with roles, sent as ``Authorization: Bearer KEY``.
 
-``HOTLINE_API_KEYS="k1:call_taker,k2:supervisor,k3:admin"``. A key may carry the name of the person
-it belongs to as a third part, ``k2:supervisor:王班长``: the review queue records that name as the
-reviewer (claims, decisions, history) instead of asking the page for one. Roles nest: a supervisor may do what a
-call-taker may, an admin what a supervisor may. With no keys set, auth is off (a local trial) and
+``HOTLINE_API_KEYS="k1:call_taker,k2:supervisor,k3:admin,k4:partner@110"``. A key may carry the name of
+the person it belongs to as a third part, ``k2:supervisor:王班长``: the review queue records that name as
+the reviewer (claims, decisions, history) instead of asking the page for one. Roles nest: a supervisor
+may do what a call-taker may, an admin what a supervisor may. ``partner@LINE`` is the other platform
+(e.g. the 110 system) as a client: it stands outside that ladder, may use only the transfer-order
+API, and sees and acts only on orders sent to or from its ``LINE``. With no keys set, auth is off (a local trial) and
 the server must listen on loopback only (:func:`check_bind`).
 
 Keys are compared in constant time and never logged; a :class:`Principal` carries only a short
@@ -17,14 +19,20 @@ True
 >>> KeyRing.parse("k9:supervisor:王班长").lookup("k9").name
 '王班长'
 
+>>> p = KeyRing.parse("k9:partner@110").lookup("k9")
+>>> (p.role, p.line, p.allows("call_taker"))
+('partner', '110', False)
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 
 ROLES = ("call_taker", "supervisor", "admin")  # each role includes the ones before it
+PARTNER = "partner"  # the other platform: "key:partner@110", bound to one line, outside the ladder
+_LINE = re.compile(r"^[0-9]{3,5}$")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -39,10 +47,17 @@ class Principal:
     role: str | None
     key_id: str = "anonymous"
     name: str | None = None  # the key's owner, when HOTLINE_API_KEYS names one (key:role:name)
+    line: str | None = None  # a partner's line (e.g. "110"); None for the platform's own keys
+
+    @property
+    def is_partner(self) -> bool:
+        return self.role == PARTNER
 
     def allows(self, role: str) -> bool:
         if self.role is None:
             return True
+        if self.role == PARTNER or role == PARTNER:
+            return self.role == role
         return ROLES.index(self.role) >= ROLES.index(role)
 
 
@@ -57,7 +72,11 @@ class KeyRing:
     """The configured keys. Empty: auth off."""
 
     def __init__(self, entries: list[tuple]):
-        self._entries = [(e[0].encode("utf-8"), Principal(e[1], fingerprint(e[0]), e[2] if len(e) > 2 else None)) for e in entries]
+        self._entries = []
+        for e in entries:
+            k, role, name = e[0], e[1], (e[2] if len(e) > 2 else None)
+            role, _, line = role.partition("@")
+            self._entries.append((k.encode("utf-8"), Principal(role, fingerprint(k), name=name, line=line or None)))
 
     @classmethod
     def parse(cls, spec: str) -> "KeyRing":
@@ -82,8 +101,12 @@ class KeyRing:
                 raise ApiKeyError(f"HOTLINE_API_KEYS entry {i} is not key:role (roles: {', '.join(ROLES)})")
             if not role:
                 raise ApiKeyError(f"HOTLINE_API_KEYS entry {i} has no role after ':'; use one of {', '.join(ROLES)}")
-            if role not in ROLES:
-                raise ApiKeyError(f"HOTLINE_API_KEYS entry {i}: unknown role {role!r}; use one of {', '.join(ROLES)}")
+            if role.startswith(PARTNER):
+                line = role.removeprefix(PARTNER).removeprefix("@")
+                if not role.startswith(PARTNER + "@") or not _LINE.match(line):
+                    raise ApiKeyError(f"HOTLINE_API_KEYS entry {i}: a partner key names its line, e.g. key:partner@110")
+            elif role not in ROLES:
+                raise ApiKeyError(f"HOTLINE_API_KEYS entry {i}: unknown role {role!r}; use one of {', '.join(ROLES)}, or partner@LINE")
             if key in seen:
                 raise ApiKeyError(f"HOTLINE_API_KEYS entry {i}: the same key is listed twice")
             seen.add(key)
@@ -93,6 +116,11 @@ class KeyRing:
     @property
     def enabled(self) -> bool:
         return bool(self._entries)
+
+    @property
+    def partner_lines(self) -> set[str]:
+        """The lines that partner keys are bound to."""
+        return {p.line for _, p in self._entries if p.is_partner and p.line}
 
     def lookup(self, key: str) -> Principal | None:
         """The principal for ``key``, or None. Compares against every key in constant time."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serve.auth import ApiKeyError, KeyRing
@@ -38,6 +38,15 @@ class Settings(BaseSettings):
     max_batch: int = Field(256, description="Most texts in one batch request")
     batch_cpu_budget_s: float = Field(30.0, gt=0, description="CPU seconds one batch request may use before it is refused (503, nothing stored); single routes never wait for batches")
     api_keys: str = Field("", description='"key1:call_taker,key2:supervisor:王班长,key3:admin" (an optional third part names the key\'s owner, the reviewer on /review); empty: auth off (loopback only)')
+    home_line: str = Field("12345", pattern=r"^[0-9]{3,5}$", description="Transfer orders: the line this platform's own keys (call-takers, supervisors) act for")
+    transfer_lines: str = Field("110,12345", description="Transfer orders: the lines orders may go between, comma-separated (home_line and every partner's line among them)")
+    transfer_limits_min: dict[str, float] = Field({"110_first": 30.0, "normal": 1440.0},
+                                                   description='Transfer orders: minutes per urgency until an order not yet written back is overdue (JSON, e.g. {"110_first": 30, "normal": 1440})')
+    partner_urls: dict[str, str] = Field({}, description='Transfer orders: where to send notices per partner line (JSON, e.g. {"110": "https://110.example/notices"}); none: no notices')
+    outbox_poll_s: float = Field(1.0, gt=0, description="How often the outbox looks for notices due to be sent")
+    outbox_backoff_s: float = Field(2.0, gt=0, description="First retry delay of a notice that failed; doubled after each failure")
+    outbox_backoff_max_s: float = Field(600.0, gt=0, description="Longest delay between two attempts of one notice")
+    outbox_timeout_s: float = Field(5.0, gt=0, description="How long one delivery attempt may take")
     host: str = "127.0.0.1"
     port: int = 8000
     strip_boilerplate: bool = False
@@ -56,6 +65,22 @@ class Settings(BaseSettings):
 
     def model_post_init(self, context) -> None:
         self._key_ring = KeyRing.parse(self.api_keys)  # parsed once; validated above
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        """The lines transfer orders may go between (``transfer_lines``, parsed)."""
+        return tuple(x.strip() for x in self.transfer_lines.split(",") if x.strip())
+
+    @model_validator(mode="after")
+    def _transfer_lines_cover_everyone(self) -> "Settings":
+        lines = self.lines
+        missing = sorted(({self.home_line} | self.key_ring.partner_lines | set(self.partner_urls)) - set(lines))
+        if len(set(lines)) < 2 or missing:
+            raise ValueError(f"transfer_lines ({self.transfer_lines!r}) must list at least two lines, including {', '.join(missing) or 'home_line'}")
+        unknown = sorted(set(self.transfer_limits_min) - {"110_first", "normal"})
+        if unknown or any(v <= 0 for v in self.transfer_limits_min.values()):
+            raise ValueError("transfer_limits_min takes positive minutes for 110_first and normal only")
+        return self
 
     @property
     def key_ring(self) -> KeyRing:

@@ -11,6 +11,8 @@
 ``hotline_model_reloads_total``           reloads by result (ok|failed)
 ``hotline_review_items_total``            items enqueued for supervisor review, by trigger
 ``hotline_db_errors_total``               failed database writes (the call was still answered)
+``hotline_transfer_steps_total``          transfer-order steps committed, by action (create, accept, …)
+``hotline_outbox_attempts_total``         notices to partners by result (delivered|failed: retried later)
 ========================================  ==============================================================
 
 With ``hotline serve --workers N`` each worker process keeps its own counts.
@@ -47,6 +49,8 @@ class Metrics:
         self.review_items = Counter("hotline_review_items", "Items enqueued for supervisor review", ["trigger"], registry=r)
         self.db_errors = Counter("hotline_db_errors", "Routed calls answered but not stored (refused, or the write queue full)", registry=r)
         self.db_pending = Gauge("hotline_db_write_pending", "Routed calls waiting to be written (the database slow or down)", registry=r)
+        self.transfer_steps = Counter("hotline_transfer_steps", "Transfer-order steps committed (create, accept, return, …)", ["action"], registry=r)
+        self.outbox = Counter("hotline_outbox_attempts", "Notices to partners: delivered, or failed (retried later)", ["result"], registry=r)
         self._n_routes = 0
         self._n_review = 0
 

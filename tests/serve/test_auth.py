@@ -75,7 +75,8 @@ def test_model_info_says_auth_is_on(secured):
 
 @pytest.mark.parametrize(
     "spec,words",
-    [("k1", "key:role"), ("k1:boss", "unknown role"), (":admin", "key:role"), ("k1:admin,k1:call_taker", "twice")],
+    [("k1", "key:role"), ("k1:boss", "unknown role"), (":admin", "key:role"), ("k1:admin,k1:call_taker", "twice"),
+     ("k1:partner", "partner@110"), ("k1:partner@", "partner@110"), ("k1:partner@abc", "partner@110"), ("k1:partner110", "partner@110")],
 )
 def test_malformed_keys_are_refused_without_echoing_them(spec, words):
     with pytest.raises(ApiKeyError) as e:
@@ -93,6 +94,23 @@ def test_keys_that_would_switch_auth_off_by_accident_are_refused_in_settings(spe
         Settings(database_url="sqlite://", api_keys=spec)
     line = settings_error(e.value)
     assert line.startswith("HOTLINE_API_KEYS: ") and "\n" not in line and ("no key:role entry" in line or "no role" in line)
+
+
+def test_partner_key_is_bound_to_its_line_and_outside_the_role_ladder():
+    ring = KeyRing.parse("k1:partner@110,k2:admin")
+    partner, admin = ring.lookup("k1"), ring.lookup("k2")
+    assert (partner.role, partner.line, partner.is_partner) == ("partner", "110", True)
+    assert not any(partner.allows(r) for r in ("call_taker", "supervisor", "admin")) and partner.allows("partner")
+    assert not admin.allows("partner") and admin.line is None
+    assert ring.partner_lines == {"110"}
+
+
+def test_a_partner_line_outside_the_transfer_lines_is_refused_in_settings():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="119"):
+        Settings(database_url="sqlite://", api_keys="k1:partner@119")
+    assert Settings(database_url="sqlite://", api_keys="k1:partner@119", transfer_lines="110,12345,119").lines == ("110", "12345", "119")
 
 
 def test_no_keys_means_loopback_only():

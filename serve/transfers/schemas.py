@@ -1,0 +1,112 @@
+"""Request and response models of ``/v1/transfers`` (documented in the OpenAPI for the pages and the partner)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field
+
+from serve.schemas import CallId, _In
+
+
+def _not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return v
+
+
+Line = Annotated[str, Field(pattern=r"^[0-9]{3,5}$", examples=["110"], description="A hotline number: 110, 12345 (Settings.transfer_lines)")]
+Urgency = Literal["110_first", "normal"]
+State = Literal["sent", "accepted", "returned", "handled", "written_back", "closed"]
+StepAction = Literal["accept", "return", "handle", "write_back", "close", "resend"]
+Text = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_not_blank)]
+
+
+class RoutingDecision(BaseModel):
+    """The routing decision that suggested the transfer (from ``POST /v1/route``)."""
+
+    model_config = {"extra": "forbid"}
+    action: Literal["110_first", "consult", "route"] | None = None
+    department: str | None = Field(None, max_length=128)
+    follow_up: dict[str, Any] | None = Field(None, description="The route answer's follow_up (department after 110 先行), as given")
+
+
+class TransferCreate(_In):
+    """A new transfer order. The same ``call_id`` again returns the existing order (200, not 201)."""
+
+    model_config = {"extra": "forbid", "json_schema_extra": {"examples": [{
+        "call_id": "C20261206-0001", "from_line": "12345", "to_line": "110", "department": "police_criminal", "urgency": "110_first",
+        "summary": "来电人称楼下有人持刀打架", "decision": {"action": "110_first", "department": "police_criminal"}, "model_version": "v3"}]}}
+    call_id: CallId
+    from_line: Line
+    to_line: Line
+    department: str = Field(..., min_length=1, max_length=128, description="The department the order is for (served taxonomy)")
+    urgency: Urgency = Field("normal", description="110_first (110 先行): 110 acts first; normal")
+    summary: Text = Field(..., description="The call summary; masked before it is stored or sent")
+    decision: RoutingDecision = Field(default_factory=RoutingDecision)
+    model_version: str | None = Field(None, max_length=128)
+    operator: str | None = Field(None, max_length=32, description="The call-taker's own id, recorded beside the key's role")
+
+
+class TransferStep(_In):
+    """One step. ``return`` needs ``reason``; ``write_back`` needs ``result`` and ``handled_department``."""
+
+    model_config = {"extra": "forbid", "json_schema_extra": {"examples": [
+        {"operator": "110-0032"}, {"reason": "不属于公安职责，请转住建部门", "operator": "110-0032"},
+        {"result": "已到场处置，燃气公司已关阀", "handled_department": "utilities", "operator": "110-0032"}]}}
+    reason: Text | None = Field(None, description="Why (return; optional on resend)")
+    result: Text | None = Field(None, description="What was done (write_back)")
+    handled_department: str | None = Field(None, min_length=1, max_length=128, description="The department that actually handled it (write_back)")
+    operator: str | None = Field(None, max_length=32, description="The acting person's own id")
+
+
+class TransferEventOut(BaseModel):
+    seq: int
+    action: str
+    action_name: str
+    from_state: State | None
+    to_state: State
+    line: str = Field(..., description="The side that acted")
+    actor: str = Field(..., description="Operator, role and key fingerprint (never a key)")
+    detail: dict[str, Any]
+    at: datetime
+
+
+class TransferOut(BaseModel):
+    id: int
+    call_id: str
+    from_line: str
+    to_line: str
+    department: str
+    urgency: Urgency
+    summary: str = Field(..., description="Masked")
+    decision: dict[str, Any]
+    model_version: str | None
+    state: State
+    state_name: str
+    return_reason: str | None
+    result: str | None
+    handled_department: str | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    due_at: datetime
+    overdue: bool
+    allowed_actions: list[str] = Field(..., description="The steps the caller's side may take now")
+    history: list[TransferEventOut] | None = Field(None, description="Every step, oldest first (GET /v1/transfers/{id} and step answers)")
+
+
+class TransferList(BaseModel):
+    items: list[TransferOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class TransferConflict(BaseModel):
+    """409: the step does not fit; the order's current state, in Chinese and as a code."""
+
+    detail: str
+    state: State
+    state_name: str
+    allowed_actions: list[str]
