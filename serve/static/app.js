@@ -130,7 +130,8 @@ function render(d) {
   // review note is a plain line below the buttons. 一键转接 is a button in the banner when the API advises it.
   const act = $("action");
   let message = "";
-  if (d.action === "110_first") message = "110 先行 · " + (d.transfer ? d.transfer.message : d.advice[0]).replace(/[，,]\s*110 先行处置$/, "");
+  if (d.action === "110_first") message = "110 先行 · " + (d.transfer ? d.transfer.message : d.advice[0]).replace(/[，,]\s*110 先行处置$/, "")
+    + (d.follow_up ? "；" + d.follow_up.message : "");  // 先期处置后转办: who takes the ticket after 110
   else if (d.action === "consult") message = "三方通话 · " + d.consult.message;
   else if (d.transfer) message = d.transfer.message;
   act.hidden = !message;

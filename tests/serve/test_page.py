@@ -284,3 +284,24 @@ def test_the_page_loads_without_a_404_and_has_an_icon(browser, page_server):
     page.wait_for_timeout(300)
     assert failed == []
     ctx.close()
+
+
+def test_110_first_names_who_takes_the_ticket_after_110_in_the_one_banner(browser, page_server):
+    """先期处置后转办: the API's follow_up (here added to the server's real 110 先行 answer on the way to the
+    page, since the tiny model never places a danger call on 12345) is one more clause of the one banner."""
+    page = desk(browser, page_server)
+
+    def with_follow_up(r):
+        resp = r.fetch()
+        d = resp.json()
+        if d["action"] == "110_first":
+            d["follow_up"] = {"department": "utilities", "department_name": "水电气热", "message": "110 先期处置后，转水电气热承办"}
+        r.fulfill(response=resp, body=json.dumps(d, ensure_ascii=False))
+
+    page.route("**/v1/route", with_follow_up)
+    page.select_option("#received-on", "12345")
+    page.fill("#summary", "路边燃气管道泄漏，味道很大，有人头晕")
+    page.wait_for_selector("#action[data-action='110_first']")
+    text = page.inner_text("#action")
+    assert "110 先行" in text and "转水电气热承办" in text and page.locator(".banner.danger").count() == 1
+    page.context.close()
