@@ -157,3 +157,16 @@ def pg_schema():
         pytest.skip(PG_SKIP)
     with postgres_schema() as found:
         yield found
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """A database URL for tests that run once on SQLite and once on PostgreSQL (skipped, saying why,
+    without HOTLINE_TEST_POSTGRES_URL)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hotline.db'}"
+        return
+    if not PG:
+        pytest.skip(PG_SKIP)
+    with postgres_schema() as (_, url):
+        yield url

@@ -11,19 +11,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import select, text
 
 from serve.db import Database, Feedback, ReviewItem, RoutedCall
 from tests.factories import TINY
-from tests.serve.conftest import PG, PG_SKIP, postgres_schema, start_hotline_serve
+from tests.serve.conftest import start_hotline_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 CT, SV = "ct-dur-4f1a", "sv-dur-8b2c"
@@ -101,17 +99,6 @@ def _serve(tmp_path: Path, database_url: str, model_dir: Path) -> tuple[subproce
     env.update(PYTHONPATH=str(ROOT), HOTLINE_DATABASE_URL=database_url, HOTLINE_MODEL_DIR=str(model_dir), HOTLINE_REGISTRY_DIR=str(tmp_path / "models"),
                HOTLINE_REVIEW_THRESHOLD="1.01", HOTLINE_API_KEYS=f"{CT}:call_taker,{SV}:supervisor")
     return start_hotline_serve(tmp_path, env, poll=0.1)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'hotline.db'}"
-        return
-    if not PG:
-        pytest.skip(PG_SKIP)
-    with postgres_schema() as (_, url):
-        yield url
 
 
 def test_sigkill_under_load_loses_no_acknowledged_write(tmp_path, tiny_model_dir, database_url):

@@ -13,29 +13,17 @@ from collections import defaultdict
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import select, text
 
 from serve.db import Database
 from serve.transfers.tables import TransferEvent, TransferOrder
-from tests.serve.conftest import PG, PG_SKIP, postgres_schema, start_hotline_serve
+from tests.serve.conftest import start_hotline_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 CT, P110 = "ct-trdur-5a1c", "p110-trdur-9e3d"
 THREADS = 6
 ACKED_BEFORE_KILL = 150
 PLAN = [("accept", P110, None), ("handle", P110, None), ("write_back", P110, {"result": "已处置", "handled_department": "utilities"}), ("close", CT, None)]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'hotline.db'}"
-        return
-    if not PG:
-        pytest.skip(PG_SKIP)
-    with postgres_schema() as (_, url):
-        yield url
 
 
 def test_sigkill_during_transitions_loses_no_acknowledged_step(tmp_path, tiny_model_dir, database_url):
