@@ -4,6 +4,7 @@ Build it with :func:`get_settings` where it is needed (app factory, CLI), never 
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serve.auth import ApiKeyError, KeyRing
+from serve.transfers.limits import LimitsError, TransferLimits, load_limits
 
 
 class Settings(BaseSettings):
@@ -40,8 +42,8 @@ class Settings(BaseSettings):
     api_keys: str = Field("", description='"key1:call_taker,key2:supervisor:王班长,key3:admin" (an optional third part names the key\'s owner, the reviewer on /review); empty: auth off (loopback only)')
     home_line: str = Field("12345", pattern=r"^[0-9]{3,5}$", description="Transfer orders: the line this platform's own keys (call-takers, supervisors) act for")
     transfer_lines: str = Field("110,12345", description="Transfer orders: the lines orders may go between, comma-separated (home_line and every partner's line among them)")
-    transfer_limits_min: dict[str, float] = Field({"110_first": 30.0, "normal": 1440.0},
-                                                   description='Transfer orders: minutes per urgency until an order not yet written back is overdue (JSON, e.g. {"110_first": 30, "normal": 1440})')
+    transfer_limits_path: Path | None = Field(None, description='Transfer orders: the time limits file (YAML, or JSON by suffix): minutes per urgency until an order not yet written back is overdue, and per department where it differs, e.g. {"110_first": 30, "normal": 1440, "departments": {"公安局交通警察支队": {"normal": 120}}}; none: 30 and 1440 for every department (serve/transfers/limits.py)')
+    supervision_utc_offset_h: int = Field(8, ge=-12, le=14, description="Transfer supervision: the UTC offset in hours of the days transfers are counted in (China: 8)")
     partner_urls: dict[str, str] = Field({}, description='Transfer orders: where to send notices per partner line (JSON, e.g. {"110": "https://110.example/notices"}); none: no notices')
     outbox_poll_s: float = Field(1.0, gt=0, description="How often the outbox looks for notices due to be sent")
     outbox_backoff_s: float = Field(2.0, gt=0, description="First retry delay of a notice that failed; doubled after each failure")
@@ -53,6 +55,16 @@ class Settings(BaseSettings):
     access_log: bool = Field(False, description="uvicorn's access line per request (masked) besides the app's own JSON line per routed call")
 
     _key_ring: KeyRing = PrivateAttr(default_factory=lambda: KeyRing([]))
+    _transfer_limits: TransferLimits = PrivateAttr(default_factory=TransferLimits)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _limits_come_from_the_file(cls, data):
+        """The per-urgency variable was replaced by the limits file: say so rather than ignore it."""
+        if (isinstance(data, dict) and "transfer_limits_min" in data) or "HOTLINE_TRANSFER_LIMITS_MIN" in os.environ:
+            raise ValueError("HOTLINE_TRANSFER_LIMITS_MIN is replaced by HOTLINE_TRANSFER_LIMITS_PATH: a YAML/JSON file "
+                             '{"110_first": 30, "normal": 1440, "departments": {...}} (serve/transfers/limits.py)')
+        return data
 
     @field_validator("api_keys")
     @classmethod
@@ -77,10 +89,16 @@ class Settings(BaseSettings):
         missing = sorted(({self.home_line} | self.key_ring.partner_lines | set(self.partner_urls)) - set(lines))
         if len(set(lines)) < 2 or missing:
             raise ValueError(f"transfer_lines ({self.transfer_lines!r}) must list at least two lines, including {', '.join(missing) or 'home_line'}")
-        unknown = sorted(set(self.transfer_limits_min) - {"110_first", "normal"})
-        if unknown or any(v <= 0 for v in self.transfer_limits_min.values()):
-            raise ValueError("transfer_limits_min takes positive minutes for 110_first and normal only")
+        try:
+            self._transfer_limits = load_limits(self.transfer_limits_path)
+        except LimitsError as exc:
+            raise ValueError(f"HOTLINE_TRANSFER_LIMITS_PATH: {exc}") from None
         return self
+
+    @property
+    def transfer_limits(self) -> TransferLimits:
+        """The transfer time limits (``transfer_limits_path``, read and checked at start-up)."""
+        return self._transfer_limits
 
     @property
     def key_ring(self) -> KeyRing:

@@ -125,7 +125,7 @@ def create(body: TransferCreate, caller: CallerDep, db: DbDep, metrics: MetricsD
         order, created = create_order(
             db, call_id=body.call_id, from_line=body.from_line, to_line=body.to_line, department=body.department, urgency=body.urgency,
             summary=body.summary, decision=body.decision.model_dump(exclude_none=True), model_version=body.model_version,
-            actor=actor(caller.principal, body.operator), limit_min=caller.settings.transfer_limits_min.get(body.urgency, 1440.0),
+            actor=actor(caller.principal, body.operator), limit_min=caller.settings.transfer_limits.minutes(body.urgency, body.department),
             notify=enqueuer(caller.settings.partner_urls),
         )
         if caller.visible_to is not None and caller.visible_to not in (order.from_line, order.to_line):
@@ -181,7 +181,7 @@ def take_step(order_id: OrderId, action: StepAction, caller: CallerDep, db: DbDe
     try:
         order = step(db, order_id=order_id, action=action, line=caller.line, actor=actor(caller.principal, body.operator),
                      reason=body.reason, result=body.result, handled_department=body.handled_department, visible_to=caller.visible_to,
-                     limits_min=settings.transfer_limits_min, notify=enqueuer(settings.partner_urls))
+                     limits=settings.transfer_limits, notify=enqueuer(settings.partner_urls))
         order, events = get_order(db, order.id)
     except OrderNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"没有编号为 {order_id} 的工单") from None

@@ -110,3 +110,98 @@ class TransferConflict(BaseModel):
     state: State
     state_name: str
     allowed_actions: list[str]
+
+
+# -- Supervision (GET /v1/transfers/supervision) ----------------------------------------------------
+class Count(BaseModel):
+    key: str = Field(..., description="The department or urgency code")
+    name: str | None = Field(None, description="Its Chinese name, where the server knows one (urgency)")
+    count: int
+
+
+class OverdueOrder(BaseModel):
+    id: int
+    call_id: str
+    from_line: str
+    to_line: str
+    direction: str = Field(..., examples=["12345→110"])
+    department: str
+    urgency: Urgency
+    urgency_name: str
+    state: State
+    state_name: str
+    waiting_line: str = Field(..., description="The line whose turn it is: the receiver, or the sender for a returned order")
+    created_at: datetime
+    due_at: datetime
+    minutes_overdue: float
+
+
+class Overdue(BaseModel):
+    total: int
+    by_department: list[Count]
+    by_urgency: list[Count]
+    items: list[OverdueOrder] = Field(..., description="Most overdue first (at most `limit`)")
+
+
+class ReasonCount(BaseModel):
+    reason: str = Field(..., description="As the receiving side wrote it (masked)")
+    count: int
+
+
+class ReturnedOrder(BaseModel):
+    order_id: int
+    call_id: str
+    from_line: str
+    to_line: str
+    direction: str
+    department: str
+    reason: str
+    by_line: str
+    at: datetime
+    state: State = Field(..., description="The order's state now")
+    state_name: str
+
+
+class Returns(BaseModel):
+    total: int
+    by_reason: list[ReasonCount]
+    by_department: list[Count]
+    latest: list[ReturnedOrder] = Field(..., description="Newest first")
+
+
+class Direction(BaseModel):
+    from_line: str
+    to_line: str
+    label: str = Field(..., examples=["12345→110"])
+    total: int
+
+
+class DayVolume(BaseModel):
+    day: str = Field(..., description="YYYY-MM-DD at utc_offset_h", examples=["2026-12-06"])
+    counts: list[int] = Field(..., description="Orders sent that day, one per direction (in `directions` order)")
+    total: int
+
+
+class DepartmentVolume(BaseModel):
+    key: str = Field(..., description="The department")
+    counts: list[int] = Field(..., description="One per direction (in `directions` order)")
+    total: int
+
+
+class Volumes(BaseModel):
+    directions: list[Direction]
+    by_day: list[DayVolume] = Field(..., description="Every day of the window, oldest first (zeros included)")
+    by_department: list[DepartmentVolume] = Field(..., description="Most orders first")
+
+
+class SupervisionOut(BaseModel):
+    """跟踪督办: overdue orders now, returns and volumes in the last ``days`` days."""
+
+    now: datetime
+    since: datetime = Field(..., description="Start of the window: local midnight days-1 days ago (UTC)")
+    days: int
+    utc_offset_h: int
+    limits: dict[str, Any] = Field(..., description="The time limits in force (minutes): 110_first, normal, departments")
+    overdue: Overdue
+    returns: Returns
+    volumes: Volumes

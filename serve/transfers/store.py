@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from data.masking import mask_pii
+from serve.transfers.limits import TransferLimits
 from serve.transfers.tables import TransferEvent, TransferOrder
 
 SENT, ACCEPTED, RETURNED, HANDLED, WRITTEN_BACK, CLOSED = "sent", "accepted", "returned", "handled", "written_back", "closed"
@@ -130,12 +131,12 @@ def create_order(session: Session, *, call_id: str, from_line: str, to_line: str
 
 
 def step(session: Session, *, order_id: int, action: str, line: str, actor: str, reason: str | None = None,
-         result: str | None = None, handled_department: str | None = None, limits_min: dict[str, float] | None = None,
+         result: str | None = None, handled_department: str | None = None, limits: TransferLimits | None = None,
          visible_to: str | None = None, notify: Notify | None = None) -> TransferOrder:
     """Take one step for ``line``'s side; returns the order after it (committed).
 
     ``return`` needs ``reason``; ``write_back`` needs ``result`` and ``handled_department``; texts
-    are masked. ``resend`` restarts the time limit (``limits_min`` per urgency). Raises :class:`OrderNotFound`
+    are masked. ``resend`` restarts the time limit (``limits``: the order's urgency and department). Raises :class:`OrderNotFound`
     (also when ``visible_to`` is given and the order is not that line's) and :class:`InvalidStep`.
     """
     if action not in STEPS:
@@ -164,8 +165,8 @@ def step(session: Session, *, order_id: int, action: str, line: str, actor: str,
         if action == "write_back":
             detail.update(result=mask_pii(result.strip()), handled_department=handled_department)
             values.update(result=detail["result"], handled_department=handled_department)
-        if action == "resend" and limits_min and order.urgency in limits_min:
-            values["due_at"] = now + timedelta(minutes=limits_min[order.urgency])
+        if action == "resend" and limits is not None:
+            values["due_at"] = now + timedelta(minutes=limits.minutes(order.urgency, order.department))
         stmt = (update(TransferOrder).where(TransferOrder.id == order_id, TransferOrder.seq == order.seq)
                 .values(**values).execution_options(synchronize_session=False))
         if session.execute(stmt).rowcount != 1:  # another step landed since we read the order
