@@ -10,7 +10,7 @@ import logging
 from itertools import chain
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from sqlalchemy.exc import SQLAlchemyError
 
 from serve.deps import DbDep, MetricsDep, SettingsDep, SupervisorDep
@@ -25,9 +25,9 @@ ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 503: {"model": Err
 
 @router.get("/supervision", response_model=SupervisionOut, responses={422: {"model": ErrorOut}, **ERRORS},
             summary="Supervision (跟踪督办): overdue orders, returns and their reasons, volumes each way")
-def supervision(_: SupervisorDep, db: DbDep, settings: SettingsDep, metrics: MetricsDep,
+def supervision(_: SupervisorDep, db: DbDep, settings: SettingsDep, metrics: MetricsDep, request: Request,
                 days: Annotated[int, Query(ge=1, le=92, description="The window of returns and volumes: the last N days, today included")] = 7,
-                limit: Annotated[int, Query(ge=1, le=500, description="Most overdue orders and latest returns listed")] = 100) -> SupervisionOut:
+                limit: Annotated[int, Query(ge=1, le=500, description="Most overdue orders listed (latest returns, reasons: at most 50)")] = 100) -> SupervisionOut:
     """Overdue orders now (counts by department and urgency; the list, most overdue first), returns
     in the window (counts by reason and department; the latest), and orders sent per day each way
     and per department. Days are counted at ``HOTLINE_SUPERVISION_UTC_OFFSET_H``."""
@@ -40,4 +40,7 @@ def supervision(_: SupervisorDep, db: DbDep, settings: SettingsDep, metrics: Met
         metrics.db_errors.inc()
         logger.error("transfer supervision: database error", extra={"fields": {"event": "transfer_db_error"}})
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "数据库暂不可用：未能读取督办数据，请重试") from None
-    return SupervisionOut(**report, limits=settings.transfer_limits.model_dump(by_alias=True))
+    limits = settings.transfer_limits
+    served = request.app.state.models.current
+    unknown = sorted(set(limits.departments) - set(served.router.taxonomy.codes)) if served is not None else []
+    return SupervisionOut(**report, limits=limits.model_dump(by_alias=True), limits_unknown_departments=unknown)

@@ -74,10 +74,12 @@ function renderVolumes(vol) {
     "s-depts-empty");
 }
 
-function renderLimits(limits) {
+function renderLimits(limits, unknown) {
   const special = Object.keys(limits.departments || {}).length;
   $("s-limits").textContent = "时限：110 先行 " + fmtMinutes(limits["110_first"]) + "，一般 " + fmtMinutes(limits.normal) +
     (special ? "（另有 " + special + " 个部门单独设定）" : "");
+  $("s-limits-unknown").hidden = unknown.length === 0;
+  $("s-limits-unknown").textContent = "时限文件中的部门不在当前分类中（请核对名称）：" + unknown.join("，");
 }
 
 async function loadSupervision() {
@@ -90,7 +92,7 @@ async function loadSupervision() {
     renderOverdue(r.overdue);
     renderReturns(r.returns, r.days);
     renderVolumes(r.volumes);
-    renderLimits(r.limits);
+    renderLimits(r.limits, r.limits_unknown_departments);
     $("s-updated").textContent = "更新于 " + new Date().toLocaleTimeString("zh-CN");
     $("s-error").hidden = true;
   } catch (e) {

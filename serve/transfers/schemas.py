@@ -202,6 +202,7 @@ class SupervisionOut(BaseModel):
     days: int
     utc_offset_h: int
     limits: dict[str, Any] = Field(..., description="The time limits in force (minutes): 110_first, normal, departments")
+    limits_unknown_departments: list[str] = Field(..., description="Departments of the limits file that the served taxonomy does not have (a typo?)")
     overdue: Overdue
     returns: Returns
     volumes: Volumes

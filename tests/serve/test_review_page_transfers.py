@@ -26,7 +26,8 @@ def h(key: str) -> dict:
 @pytest.fixture(scope="module")
 def sup_page_server(start_server, tiny_model_dir, tmp_path_factory):
     limits = tmp_path_factory.mktemp("limits") / "limits.yaml"
-    limits.write_text("110_first: 0.01\nnormal: 1440\n", encoding="utf-8")  # 110 先行 overdue after 0.6 s
+    # 110 先行 overdue after 0.6 s; one department the tiny taxonomy does not have (the page says so)
+    limits.write_text("110_first: 0.01\nnormal: 1440\ndepartments:\n  公安局交通警察支队: {normal: 120}\n", encoding="utf-8")
     return start_server(model_dir=tiny_model_dir, api_keys=f"{CT}:call_taker,{SV}:supervisor,{P110}:partner@110", transfer_limits_path=limits)
 
 
@@ -79,7 +80,8 @@ def test_the_panel_shows_overdue_orders_returns_with_reasons_and_volumes(browser
     daily = rows(page, "s-daily")
     assert len(daily) == 7 and daily[0][1:] == ["2", "0", "2"] and all(r[1:] == ["0", "0", "0"] for r in daily[1:])  # today first
     assert {r[0]: r[1:] for r in rows(page, "s-depts")} == {names["police_criminal"]: ["1", "0", "1"], names["utilities"]: ["1", "0", "1"]}
-    assert "110 先行 不足 1 分钟" in page.inner_text("#s-limits")
+    assert "110 先行 不足 1 分钟" in page.inner_text("#s-limits") and "另有 1 个部门单独设定" in page.inner_text("#s-limits")
+    assert page.is_visible("#s-limits-unknown") and "公安局交通警察支队" in page.inner_text("#s-limits-unknown")
     if os.environ.get("HOTLINE_SCREENSHOTS"):  # the README's image of the panel
         page.set_viewport_size({"width": 1366, "height": 768})
         page.locator("#supervision").screenshot(path=str(ROOT / os.environ["HOTLINE_SCREENSHOTS"] / "review-transfers.png"))

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CT, SV, AD, P110 = "ct-sup-5d21", "sv-sup-8b4e", "ad-sup-2f70", "p110-sup-6c9a"
 KEYS = f"{CT}:call_taker,{SV}:supervisor,{AD}:admin,{P110}:partner@110"
 FAST = 0.01  # minutes: 0.6 s
-LIMITS = {"110_first": FAST, "normal": 1440, "departments": {"police_public_order": {"normal": FAST}, "utilities": {"110_first": 600}}}
+LIMITS = {"110_first": FAST, "normal": 1440, "departments": {"police_public_order": {"normal": FAST}, "utilities": {"110_first": 600},
+                                                          "公安局交通警察支队": {"normal": 120}}}
 WRITE_BACK = {"result": "已出警处置", "handled_department": "police_public_order"}
 
 
@@ -110,6 +111,7 @@ def test_overdue_returns_and_volumes(sup_server):
     depts = {d["key"]: d["counts"] for d in vol["by_department"]}
     assert depts == {"police_criminal": [3, 0], "police_public_order": [2, 0], "utilities": [1, 1], "convenience": [1, 0]}
     assert r["limits"]["departments"]["police_public_order"]["normal"] == FAST and r["limits"]["110_first"] == FAST
+    assert r["limits_unknown_departments"] == ["公安局交通警察支队"]  # not a department of the served (tiny) taxonomy
 
     # Advance through the real endpoints: a written-back order and a resent one leave the overdue list.
     for action, body in [("accept", None), ("handle", None), ("write_back", WRITE_BACK)]:
