@@ -28,10 +28,11 @@ and PostgreSQL) and read by :func:`supervision_report`:
 """
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import Date, cast, desc, func, select
+from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 
 from serve.transfers.store import OPEN_STATES, RETURNED, STATE_NAMES, as_utc
@@ -64,17 +65,21 @@ def _day(value: Any) -> str:
     return value.isoformat() if isinstance(value, date) else str(value)
 
 
+def _top(counts: Counter[str], limit: int | None = None) -> list[tuple[str, int]]:
+    """Most first, then by name."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+
+
 def _overdue(session: Session, now: datetime, limit: int) -> dict[str, Any]:
     late = TransferOrder.state.in_(OPEN_STATES) & (TransferOrder.due_at < now)
-    n = func.count(TransferOrder.id)
-
-    def counts(column) -> list[dict[str, Any]]:
-        rows = session.execute(select(column, n).where(late).group_by(column).order_by(desc(n), column)).all()
-        return [{"key": k, "count": int(c)} for k, c in rows]
-
-    by_department, by_urgency = counts(TransferOrder.department), counts(TransferOrder.urgency)
-    for u in by_urgency:
-        u["name"] = URGENCY_NAMES.get(u["key"], u["key"])
+    per_department: Counter[str] = Counter()
+    per_urgency: Counter[str] = Counter()
+    for department, urgency, n in session.execute(select(TransferOrder.department, TransferOrder.urgency, func.count(TransferOrder.id))
+                                                  .where(late).group_by(TransferOrder.department, TransferOrder.urgency)):
+        per_department[department] += int(n)
+        per_urgency[urgency] += int(n)
+    by_department = [{"key": k, "count": c} for k, c in _top(per_department)]
+    by_urgency = [{"key": k, "name": URGENCY_NAMES.get(k, k), "count": c} for k, c in _top(per_urgency)]
     orders = session.scalars(select(TransferOrder).where(late).order_by(TransferOrder.due_at, TransferOrder.id).limit(limit))
     items = [{
         "id": o.id, "call_id": o.call_id, "from_line": o.from_line, "to_line": o.to_line, "direction": f"{o.from_line}→{o.to_line}",
@@ -91,14 +96,13 @@ def _returns(session: Session, since: datetime, limit: int) -> dict[str, Any]:
     in_window = (TransferEvent.action == "return") & (TransferEvent.at >= since)
     sub = (select(TransferEvent.detail["reason"].as_string().label("reason"), TransferOrder.department.label("department"))
            .join(TransferOrder, TransferOrder.id == TransferEvent.order_id).where(in_window).subquery())
-    n = func.count()
+    # one pass over the events: counts per (reason, department), summed both ways here (a few hundred groups at most)
+    by_reason: Counter[str] = Counter()
+    by_department: Counter[str] = Counter()
+    for reason, department, n in session.execute(select(sub.c.reason, sub.c.department, func.count()).group_by(sub.c.reason, sub.c.department)):
+        by_reason[reason or ""] += int(n)
+        by_department[department] += int(n)
 
-    def counts(column) -> list[tuple[Any, int]]:
-        return [(k, int(c)) for k, c in session.execute(select(column, n).group_by(column).order_by(desc(n), column).limit(limit)).all()]
-
-    by_reason = [{"reason": k or "", "count": c} for k, c in counts(sub.c.reason)]
-    by_department = [{"key": k, "count": c} for k, c in counts(sub.c.department)]
-    total = int(session.scalar(select(func.count()).select_from(sub)) or 0)
     rows = session.execute(select(TransferEvent, TransferOrder).join(TransferOrder, TransferOrder.id == TransferEvent.order_id)
                            .where(in_window).order_by(TransferEvent.at.desc(), TransferEvent.id.desc()).limit(limit)).all()
     latest = [{
@@ -106,7 +110,8 @@ def _returns(session: Session, since: datetime, limit: int) -> dict[str, Any]:
         "department": o.department, "reason": (e.detail or {}).get("reason", ""), "by_line": e.line, "at": as_utc(e.at),
         "state": o.state, "state_name": STATE_NAMES[o.state],
     } for e, o in rows]
-    return {"total": total, "by_reason": by_reason, "by_department": by_department, "latest": latest}
+    return {"total": sum(by_reason.values()), "by_reason": [{"reason": k, "count": c} for k, c in _top(by_reason, limit)],
+            "by_department": [{"key": k, "count": c} for k, c in _top(by_department, limit)], "latest": latest}
 
 
 def _volumes(session: Session, since: datetime, days: list[str], utc_offset_h: int,
