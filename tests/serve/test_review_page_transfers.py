@@ -98,4 +98,7 @@ def test_the_panel_shows_overdue_orders_returns_with_reasons_and_volumes(browser
     assert rows(page, "s-returns")[0][1] == f"#{again['id']}"  # newest first
     assert rows(page, "s-daily")[0][1:] == ["3", "0", "3"]
     assert SV not in json.dumps(rows(page, "s-returns")) and page.is_hidden("#error")
+    page.select_option("#s-days", "1")  # the window: today only
+    page.wait_for_function("() => document.querySelectorAll('#s-daily tbody tr').length === 1")
+    assert rows(page, "s-daily")[0][1:] == ["3", "0", "3"] and page.inner_text("#s-returns-total") == "2"
     page.close()
