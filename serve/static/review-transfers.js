@@ -1,7 +1,8 @@
 // Supervisor page (/review), the 转办督办 panel: transfer orders past their time limit (most overdue
 // first, with counts by department and urgency), returns with their reasons, and the orders sent per
 // day each way and per department, from GET /v1/transfers/supervision. Refreshed every 30 s while the
-// page is visible, when the window changes and when a key is saved. Loaded before review.js, whose
+// page is visible, when the window changes and when a key is saved. A click on an order's row shows
+// its whole history (GET /v1/transfers/{id}). Loaded before review.js, whose
 // helpers (api, cell, deptName, departments, loadModelInfo) it uses at run time. Its errors stay in
 // the panel: the review queue keeps working when only this part fails.
 "use strict";
@@ -82,6 +83,26 @@ function renderLimits(limits, unknown) {
   $("s-limits-unknown").textContent = "时限文件中的部门不在当前分类中（请核对名称）：" + unknown.join("，");
 }
 
+// One order's whole history (全程可溯), opened by clicking its row in the overdue or returns table.
+async function showOrder(id) {
+  const box = $("s-order");
+  try {
+    const o = await api("/v1/transfers/" + encodeURIComponent(id));
+    $("s-order-title").textContent = "工单 #" + o.id + " · " + o.from_line + "→" + o.to_line + " · " + deptName(o.department) + " · " +
+      o.state_name + " · 期限 " + new Date(o.due_at).toLocaleString("zh-CN") + (o.overdue ? "（已超时）" : "");
+    $("s-order-summary").textContent = o.summary;
+    fillRows("s-history", o.history.map((e) => {
+      const d = e.detail || {};
+      const said = [d.reason, d.result, d.handled_department ? "实际承办：" + deptName(d.handled_department) : ""].filter(Boolean).join("；");
+      return row([[new Date(e.at).toLocaleString("zh-CN"), ""], [e.action_name, "action"], [e.line, ""], [e.actor, "who"], [said, "reason"]], { seq: e.seq });
+    }));
+    box.hidden = false;
+  } catch (e) {
+    $("s-error").textContent = "无法读取工单 #" + id + "：" + e.message;
+    $("s-error").hidden = false;
+  }
+}
+
 async function loadSupervision() {
   if (supervisionBusy) return;
   supervisionBusy = true;
@@ -105,6 +126,10 @@ async function loadSupervision() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("s-days").addEventListener("change", loadSupervision);
+  for (const id of ["s-overdue", "s-returns"]) {
+    $(id).addEventListener("click", (e) => { const tr = e.target.closest("tr[data-order]"); if (tr) showOrder(tr.dataset.order); });
+  }
+  $("s-order-close").addEventListener("click", () => { $("s-order").hidden = true; });
   $("save-key").addEventListener("click", () => setTimeout(loadSupervision, 0));   // after review.js stored the key
   loadSupervision();
   setInterval(() => { if (document.visibilityState === "visible") loadSupervision(); }, SUPERVISION_REFRESH_MS);

@@ -75,6 +75,17 @@ def test_the_panel_shows_overdue_orders_returns_with_reasons_and_volumes(browser
     assert ret[1:6] == [f"#{returned['id']}", "12345→110", names["utilities"], reasons[0][0], "已退回"]
     assert page.inner_text("#s-returns-total") == "1"
 
+    # A click on the returned order's row shows its whole history, masked.
+    assert page.is_hidden("#s-order")
+    page.click(f"#s-returns tbody tr[data-order='{returned['id']}']")
+    page.wait_for_selector("#s-order", state="visible")
+    assert page.inner_text("#s-order-title").startswith(f"工单 #{returned['id']} · 12345→110 · {names['utilities']} · 已退回")
+    history = rows(page, "s-history")
+    assert [r[1:3] for r in history] == [["派单", "12345"], ["退回", "110"]] and history[1][4] == reasons[0][0]
+    assert history[1][3].startswith("partner key#") and P110 not in page.inner_text("#s-order")
+    page.click("#s-order-close")
+    assert page.is_hidden("#s-order")
+
     heads = page.eval_on_selector_all("#s-daily-head th", "ths => ths.map(th => th.textContent)")
     assert heads == ["日期", "12345→110", "110→12345", "合计"]
     daily = rows(page, "s-daily")
