@@ -56,12 +56,13 @@ from serve.logs import configure_logging
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.middleware import BodyGuard, CatchAll, LoopbackOnly, SecurityHeaders
 from serve.reloads import ReloadCoordinator
-from serve.routes import feedback, health, model, pages, review_work, reviews, routing, supervision, transfers
+from serve.routes import feedback, health, model, pages, review_work, reviews, routing, transfers
 from serve.transfers import outbox
 from serve.routes.routing import store_routes
 from serve.writer import WriteBehind
 from serve.routes.pages import STATIC_DIR
 from serve.state import ModelHolder
+from serve.routes import supervision
 
 logger = logging.getLogger(__name__)
 RELOAD_POLL_SECONDS = 2.0  # how soon the other worker processes follow a reload
@@ -202,6 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     _local_docs(app)
+    app.include_router(supervision.router)  # before the transfers' /{order_id}: /v1/transfers/supervision is not an order id
     app.state.settings = settings
     app.state.keys = keys
     app.state.metrics = metrics
@@ -226,8 +228,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not keys.enabled:  # outermost: nothing is answered on a non-loopback socket without keys
         app.add_middleware(LoopbackOnly)
 
-    # review_work first: /v1/reviews/me before /{review_id}; supervision first: /v1/transfers/supervision before /{order_id}
-    for module in (routing, feedback, review_work, reviews, supervision, transfers, model, health, pages):
+    for module in (routing, feedback, review_work, reviews, transfers, model, health, pages):  # review_work first: /v1/reviews/me before /{review_id}
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
