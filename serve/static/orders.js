@@ -155,4 +155,7 @@ function setupConsult() {
   $("consult-kept").addEventListener("change", fillConsultDepartments);
   $("consult-save").addEventListener("click", () => recordConsult(false));
   $("consult-default").addEventListener("click", () => recordConsult(true));
+  for (const id of ["consult-agreed", "consult-reason"]) {   // typing answers the page's request for a field: the hint goes
+    $(id).addEventListener("input", () => { if (!$("consult-save").disabled) $("consult-status").textContent = ""; });
+  }
 }

@@ -11,7 +11,7 @@ from sqlalchemy import text as sql
 
 from serve.transfers.consults import ConsultOutcome
 from serve.transfers.tables import TransferOrder
-from tests.serve.test_page import DANGER_OVERRIDE, KEY, browser, desk  # noqa: F401  (browser is a fixture)
+from tests.serve.test_page import DANGER_OVERRIDE, KEY, browser, desk, screenshot  # noqa: F401  (browser is a fixture)
 
 pytestmark = pytest.mark.browser
 CONSULT = "工单编号123《关于小区门口有人打架的问题》处理结果不满意"  # the tiny model's answer: 三方通话 with 110
@@ -102,10 +102,12 @@ def test_a_consult_outcome_recorded_through_the_form_makes_its_order(browser, sr
     assert "请填写对方同意人和原因" in page.inner_text("#consult-status")
     page.fill("#consult-agreed", "110 接警员老周 0032")
     page.fill("#consult-reason", "来电人确认对方手持木棍在门口，110 受理")
+    assert page.inner_text("#consult-status") == ""  # typing answers the request: the hint goes
     codes = page.eval_on_selector_all("#consult-department option", "els => els.map(e => e.value)")
     assert "police_public_order" in codes and "utilities" not in codes  # only the keeping line's departments
     page.select_option("#consult-department", "police_public_order")
     page.check("#consult-urgent")
+    screenshot(page, "calltaker-consult")
     page.click("#consult-save")
     page.wait_for_selector("#consult-status:has-text('已记录三方通话结果')")
     page.wait_for_selector("#order:not([hidden])")
