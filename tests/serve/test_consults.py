@@ -210,14 +210,14 @@ def test_racing_requests_store_one_outcome_and_one_order(srv):
     assert stored(srv, body["call_id"]) == {"consults": 1, "orders": 1, "events": 1, "notices": 1}
 
 
-def test_an_order_of_the_call_to_another_line_is_a_409(srv):
+def test_an_order_made_before_by_one_click_transfer_becomes_the_consults_order(srv):
     cid = call_id()
     r = srv.client.post("/v1/transfers", json={"call_id": cid, "from_line": "12345", "to_line": "110", "department": "police_criminal",
                                                "summary": SUMMARY}, headers=h(CT))
     assert r.status_code == 201
-    # the order made by 一键转接 before the consult is the consult's order when it goes the same way
     linked = srv.client.post("/v1/consults", json={**agreed(), "call_id": cid}, headers=h(CT))
     assert linked.status_code == 201 and linked.json()["transfer"]["id"] == r.json()["id"]
+    assert stored(srv, cid)["orders"] == 1
 
 
 def test_a_failure_after_the_order_is_written_stores_neither_and_answers_503(start_server, tiny_model_dir):
@@ -240,18 +240,36 @@ def test_a_failure_after_the_order_is_written_stores_neither_and_answers_503(sta
 
 
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def test_outcome_and_order_on_both_databases(start_server, tiny_model_dir, db, request):
-    if db == "postgresql":
-        url = request.getfixturevalue("pg_schema")[1]
-        srv = start_server(model_dir=tiny_model_dir, api_keys=KEYS, database_url=url)
-    else:
-        srv = start_server(model_dir=tiny_model_dir, api_keys=KEYS)
+def test_outcomes_orders_races_and_conflicts_on_both_databases(start_server, tiny_model_dir, db, request):
+    """On SQLite and PostgreSQL: racing requests store one outcome and one order; an order of the call
+    to a third line makes the consult a 409 that stores nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    url = request.getfixturevalue("pg_schema")[1] if db == "postgresql" else None
+    srv = start_server(model_dir=tiny_model_dir, api_keys=KEYS, transfer_lines="110,12345,119", **({"database_url": url} if url else {}))
     try:
-        r = srv.client.post("/v1/consults", json=agreed(), headers=h(CT))
-        assert r.status_code == 201, r.text
+        body = agreed()
+
+        def post(_):
+            with httpx.Client(base_url=srv.url, timeout=30) as c:
+                return c.post("/v1/consults", json=body, headers=h(CT))
+
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(post, range(6)))
+        assert sorted(r.status_code for r in answers) == [200] * 5 + [201], [r.text for r in answers]
+        assert len({r.json()["transfer"]["id"] for r in answers}) == 1
         assert srv.client.post("/v1/consults", json=agreed(kept_by_line="12345", department="utilities", urgency="normal"), headers=h(CT)).status_code == 201
+        cid = call_id()
+        to119 = srv.client.post("/v1/transfers", json={"call_id": cid, "from_line": "12345", "to_line": "119", "department": "police_rescue",
+                                                       "summary": SUMMARY}, headers=h(CT))
+        assert to119.status_code == 201
+        r = srv.client.post("/v1/consults", json={**agreed(), "call_id": cid}, headers=h(CT))
+        assert r.status_code == 409 and "119" in r.json()["detail"]
+        assert stored(srv, cid) == {"consults": 0, "orders": 1, "events": 1, "notices": 0}
         listed = srv.client.get("/v1/consults", params={"kept_by_line": "110"}, headers=h(SV)).json()
-        assert listed["total"] == 1 and listed["items"][0]["transfer"]["id"] == r.json()["transfer"]["id"]
+        assert listed["total"] == 1 and listed["items"][0]["transfer"]["id"] == answers[0].json()["transfer"]["id"]
     finally:
         srv.stop()  # before the schema is dropped
 

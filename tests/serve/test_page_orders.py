@@ -182,3 +182,18 @@ def test_a_403_and_a_409_are_said_in_chinese(browser, srv):
     assert "已记录" in page.inner_text("#consult-status") and page.input_value("#consult-reason") == "由 110 受理"
     assert consults(srv, call_id)[0].still_unclear is True  # the first outcome stands
     page.context.close()
+
+
+def test_a_403_on_one_click_transfer_is_said_in_chinese_and_nothing_is_recorded(browser, srv):
+    """A desk set to 110 on this 12345 platform: the transfer of a 12345 matter from 110 is refused (a real 403)."""
+    page = desk(browser, srv, line="110")
+    before = srv.counts()
+    page.fill("#summary", "家里停水了，什么时候来水")
+    page.wait_for_selector("#transfer:not([hidden])")
+    page.click("#transfer")
+    page.wait_for_selector("#action-status:has-text('未完成')")
+    status = page.inner_text("#action-status")
+    assert "此密钥代表 12345 线" in status and "已保留" in status
+    assert page.is_enabled("#transfer") and page.is_hidden("#order") and page.input_value("#summary") == "家里停水了，什么时候来水"
+    assert srv.counts() == before  # no route or feedback recorded for a transfer that did not happen
+    page.context.close()
