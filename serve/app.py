@@ -17,6 +17,8 @@ creates the database tables, and warms the router. Resources:
 ``POST /v1/transfers``                 call_taker, partner     create a transfer order (idempotent by call_id)
 ``GET /v1/transfers[/{id}]``           call_taker, partner     list (state, to_line, overdue) / one with history
 ``POST /v1/transfers/{id}/{action}``   call_taker, partner     a life-cycle step by its side (409 if it does not fit)
+``POST /v1/consults``                  call_taker              a three-way consult's outcome (+ its transfer order)
+``GET /v1/consults``                   supervisor              consult outcomes (call_id, kept_by_line, outcome)
 ``GET /v1/transfers/supervision``      supervisor              跟踪督办: overdue orders, returns and reasons, volumes
 ``GET /health`` ``/ready`` ``/metrics``  none                    liveness, readiness, Prometheus
 ``GET /``                              none (page asks a key)  the call-taker page
@@ -28,7 +30,7 @@ Errors are always JSON ``{"detail": "...", "errors"?: [...]}``, never a stack tr
 >>> from serve.config import Settings
 >>> app = create_app(Settings(database_url="sqlite://"))
 >>> sorted(p for p in app.openapi()["paths"] if p.startswith("/v1"))
-['/v1/admin/reload', '/v1/feedback', '/v1/model', '/v1/reviews', '/v1/reviews/bulk', '/v1/reviews/history', '/v1/reviews/me', '/v1/reviews/stats', '/v1/reviews/{review_id}', '/v1/reviews/{review_id}/claim', '/v1/route', '/v1/route/batch', '/v1/transfers', '/v1/transfers/supervision', '/v1/transfers/{order_id}', '/v1/transfers/{order_id}/{action}']
+['/v1/admin/reload', '/v1/consults', '/v1/feedback', '/v1/model', '/v1/reviews', '/v1/reviews/bulk', '/v1/reviews/history', '/v1/reviews/me', '/v1/reviews/stats', '/v1/reviews/{review_id}', '/v1/reviews/{review_id}/claim', '/v1/route', '/v1/route/batch', '/v1/transfers', '/v1/transfers/supervision', '/v1/transfers/{order_id}', '/v1/transfers/{order_id}/{action}']
 """
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ from serve.metrics import Metrics, MetricsMiddleware
 from serve.middleware import BodyGuard, CatchAll, LoopbackOnly, SecurityHeaders
 from serve.reloads import ReloadCoordinator
 from serve.routes import feedback, health, model, pages, review_work, reviews, routing, transfers
+from serve.routes import consults
 from serve.transfers import outbox
 from serve.routes.routing import store_routes
 from serve.writer import WriteBehind
@@ -228,7 +231,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not keys.enabled:  # outermost: nothing is answered on a non-loopback socket without keys
         app.add_middleware(LoopbackOnly)
 
-    for module in (routing, feedback, review_work, reviews, transfers, model, health, pages):  # review_work first: /v1/reviews/me before /{review_id}
+    for module in (routing, feedback, review_work, reviews, transfers, consults, model, health, pages):  # review_work first: /v1/reviews/me before /{review_id}
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -178,6 +178,7 @@ def export_reviews(
     from serve.config import get_settings
     from serve.db import Database, add_missing_columns
     from serve.reviews_store import labelled_rows, write_labelled_rows
+    from serve.transfers.consults import with_consult_rows
     from serve.transfers.store import written_back_rows
     from serve.transfers.tables import TransferOrder
 
@@ -197,6 +198,7 @@ def export_reviews(
                     done = {r["call_id"] for r in handled}
                     rows = sorted(handled + [r for r in rows if r["call_id"] is None or r["call_id"] not in done],
                                   key=lambda r: r["decided_at"], reverse=True)
+                rows = with_consult_rows(s, db.engine, rows)  # three-way consult outcomes (source consult)
         except SQLAlchemyError as exc:
             raise ValueError(f"cannot read the review queue ({type(exc).__name__}); is this the API's database?") from None
         finally:
@@ -204,5 +206,5 @@ def export_reviews(
         write_labelled_rows(rows, out)
     by_source = Counter(r["source"] for r in rows)
     typer.echo(f"wrote {len(rows)} labelled rows to {out} ({by_source['review']} from decided reviews, {by_source['feedback']} from contradicting feedback, "
-               f"{by_source['write_back']} from written-back transfers)")
+               f"{by_source['write_back']} from written-back transfers, {by_source['consult']} from three-way consults)")
     typer.echo(f"retrain with: hotline retrain --base-data data/corpus/train.jsonl --new-data {out} --test-data TEST --out DIR")

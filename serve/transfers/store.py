@@ -110,23 +110,33 @@ def create_order(session: Session, *, call_id: str, from_line: str, to_line: str
     """Create an order in state ``sent`` (its ``create`` event and notice in the same transaction);
     returns (order, True). An order with this ``call_id`` already there is returned as it is:
     (order, False), also when another request created it a moment earlier."""
-    now = datetime.now(timezone.utc)
-    order = TransferOrder(call_id=call_id, from_line=from_line, to_line=to_line, department=department, urgency=urgency,
-                          summary_masked=mask_pii(summary), decision=decision, model_version=model_version, state=SENT, seq=1,
-                          created_by=actor, created_at=now, updated_at=now, due_at=now + timedelta(minutes=limit_min))
     try:
         with session.begin():
-            existing = session.scalar(select(TransferOrder).where(TransferOrder.call_id == call_id))
-            if existing is not None:
-                return existing, False
-            session.add(order)
-            session.flush()
-            _event(session, order, action="create", from_state=None, line=from_line, actor=actor, detail={}, at=now, notify=notify)
+            return add_order(session, call_id=call_id, from_line=from_line, to_line=to_line, department=department, urgency=urgency,
+                             summary=summary, decision=decision, model_version=model_version, actor=actor, limit_min=limit_min, notify=notify)
     except IntegrityError:  # a concurrent create with the same call_id won
         found = session.scalar(select(TransferOrder).where(TransferOrder.call_id == call_id))
         if found is None:
             raise
         return found, False
+
+
+def add_order(session: Session, *, call_id: str, from_line: str, to_line: str, department: str, urgency: str, summary: str,
+              decision: dict[str, Any], model_version: str | None, actor: str, limit_min: float,
+              notify: Notify | None = None) -> tuple[TransferOrder, bool]:
+    """:func:`create_order` inside the caller's own transaction (e.g. with the consult that decided
+    the transfer, :mod:`serve.transfers.consults`): the caller commits, and handles the
+    ``IntegrityError`` of a concurrent create with the same ``call_id``."""
+    existing = session.scalar(select(TransferOrder).where(TransferOrder.call_id == call_id))
+    if existing is not None:
+        return existing, False
+    now = datetime.now(timezone.utc)
+    order = TransferOrder(call_id=call_id, from_line=from_line, to_line=to_line, department=department, urgency=urgency,
+                          summary_masked=mask_pii(summary), decision=decision, model_version=model_version, state=SENT, seq=1,
+                          created_by=actor, created_at=now, updated_at=now, due_at=now + timedelta(minutes=limit_min))
+    session.add(order)
+    session.flush()
+    _event(session, order, action="create", from_state=None, line=from_line, actor=actor, detail={}, at=now, notify=notify)
     return order, True
 
 
