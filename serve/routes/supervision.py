@@ -24,18 +24,19 @@ ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 503: {"model": Err
 
 
 @router.get("/supervision", response_model=SupervisionOut, responses={422: {"model": ErrorOut}, **ERRORS},
-            summary="Supervision (跟踪督办): overdue orders, returns and their reasons, volumes each way")
+            summary="Supervision (跟踪督办): overdue orders, returns and their reasons, volumes each way, three-way consults")
 def supervision(_: SupervisorDep, db: DbDep, settings: SettingsDep, metrics: MetricsDep, request: Request,
                 days: Annotated[int, Query(ge=1, le=92, description="The window of returns and volumes: the last N days, today included")] = 7,
                 limit: Annotated[int, Query(ge=1, le=500, description="Most overdue orders listed (latest returns, reasons: at most 50)")] = 100) -> SupervisionOut:
     """Overdue orders now (counts by department and urgency; the list, most overdue first), returns
-    in the window (counts by reason and department; the latest), and orders sent per day each way
-    and per department. Days are counted at ``HOTLINE_SUPERVISION_UTC_OFFSET_H``."""
+    in the window (counts by reason and department; the latest), orders sent per day each way
+    and per department, and three-way consults per day (by outcome and by the line that kept the
+    call; the latest). Days are counted at ``HOTLINE_SUPERVISION_UTC_OFFSET_H``."""
     home = settings.home_line
     directions = list(chain.from_iterable(((home, line), (line, home)) for line in settings.lines if line != home))
     try:
         report = supervision_report(db, days=days, utc_offset_h=settings.supervision_utc_offset_h, directions=directions,
-                                    overdue_limit=limit, returns_limit=min(limit, 50))
+                                    overdue_limit=limit, returns_limit=min(limit, 50), lines=[home, *(x for x in settings.lines if x != home)])
     except SQLAlchemyError:
         metrics.db_errors.inc()
         logger.error("transfer supervision: database error", extra={"fields": {"event": "transfer_db_error"}})

@@ -141,12 +141,14 @@ def add_order(session: Session, *, call_id: str, from_line: str, to_line: str, d
 
 
 def step(session: Session, *, order_id: int, action: str, line: str, actor: str, reason: str | None = None,
-         result: str | None = None, handled_department: str | None = None, limits: TransferLimits | None = None,
-         visible_to: str | None = None, notify: Notify | None = None) -> TransferOrder:
+         result: str | None = None, handled_department: str | None = None, department: str | None = None,
+         limits: TransferLimits | None = None, visible_to: str | None = None, notify: Notify | None = None) -> TransferOrder:
     """Take one step for ``line``'s side; returns the order after it (committed).
 
     ``return`` needs ``reason``; ``write_back`` needs ``result`` and ``handled_department``; texts
-    are masked. ``resend`` restarts the time limit (``limits``: the order's urgency and department). Raises :class:`OrderNotFound`
+    are masked. ``department`` (optional, kept in the step's event ``detail``): on ``return``, the
+    department of the *sending* line that should take the matter; on ``close`` of a returned order,
+    the sending line's department that handled it (the caller checks it against the taxonomy). ``resend`` restarts the time limit (``limits``: the order's urgency and department). Raises :class:`OrderNotFound`
     (also when ``visible_to`` is given and the order is not that line's) and :class:`InvalidStep`.
     """
     if action not in STEPS:
@@ -156,6 +158,8 @@ def step(session: Session, *, order_id: int, action: str, line: str, actor: str,
         raise ValueError("退回须说明原因 (reason)")
     if action == "write_back" and not (result and result.strip() and handled_department):
         raise ValueError("反馈回写须填写处置结果 (result) 和实际承办部门 (handled_department)")
+    if department is not None and action not in ("return", "close"):
+        raise ValueError("department 只能在退回 (return) 或办结退回的工单 (close) 时填写")
     with session.begin():
         order = session.get(TransferOrder, order_id, populate_existing=True)
         if order is None or (visible_to is not None and visible_to not in (order.from_line, order.to_line)):
@@ -165,6 +169,8 @@ def step(session: Session, *, order_id: int, action: str, line: str, actor: str,
             raise InvalidStep(order, f"{label}（只有{SIDE_NAMES[side]}可以{ACTION_NAMES[action]}）")
         if order.state not in froms:
             raise InvalidStep(order, label)
+        if action == "close" and department is not None and order.state != RETURNED:
+            raise ValueError("department 只能在办结已退回的工单时填写（已回写的工单以回写的实际承办部门为准）")
         now = datetime.now(timezone.utc)
         values: dict[str, Any] = dict(state=to_state, seq=order.seq + 1, updated_at=now)
         detail: dict[str, Any] = {}
@@ -172,6 +178,8 @@ def step(session: Session, *, order_id: int, action: str, line: str, actor: str,
             detail["reason"] = mask_pii(reason.strip())
         if action == "return":
             values["return_reason"] = detail["reason"]
+        if department is not None:
+            detail["department"] = department
         if action == "write_back":
             detail.update(result=mask_pii(result.strip()), handled_department=handled_department)
             values.update(result=detail["result"], handled_department=handled_department)

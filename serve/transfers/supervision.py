@@ -12,6 +12,9 @@ and PostgreSQL) and read by :func:`supervision_report`:
 - **volumes** in the window: orders sent per day each way (``12345→110``, ``110→12345``, …) and per
   department. Days are calendar days at ``utc_offset_h`` (China: +8), the window is the last ``days``
   of them, today included.
+- **consults** in the window (三方通话, :mod:`serve.transfers.consults`): outcomes per day, by outcome
+  (agreed / still unclear, the default) and by the line that kept the call, and the latest outcomes
+  (masked reason, who on the other line agreed).
 
 >>> from serve.db import Database
 >>> from serve.transfers.store import create_order, step
@@ -25,6 +28,8 @@ and PostgreSQL) and read by :func:`supervision_report`:
 (1, '12345', [{'reason': '不属于公安职责', 'count': 1}])
 >>> [(d["label"], d["total"]) for d in r["volumes"]["directions"]]
 [('12345→110', 1)]
+>>> r["consults"]["total"], r["consults"]["by_outcome"]
+(0, {'agreed': 0, 'still_unclear': 0})
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ from typing import Any, Iterable
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
 
+from serve.transfers.consults import ConsultOutcome
 from serve.transfers.store import OPEN_STATES, RETURNED, STATE_NAMES, as_utc
 from serve.transfers.tables import TransferEvent, TransferOrder
 
@@ -107,7 +113,8 @@ def _returns(session: Session, since: datetime, limit: int) -> dict[str, Any]:
                            .where(in_window).order_by(TransferEvent.at.desc(), TransferEvent.id.desc()).limit(limit)).all()
     latest = [{
         "order_id": o.id, "call_id": o.call_id, "from_line": o.from_line, "to_line": o.to_line, "direction": f"{o.from_line}→{o.to_line}",
-        "department": o.department, "reason": (e.detail or {}).get("reason", ""), "by_line": e.line, "at": as_utc(e.at),
+        "department": o.department, "reason": (e.detail or {}).get("reason", ""),
+        "named_department": (e.detail or {}).get("department"), "by_line": e.line, "at": as_utc(e.at),
         "state": o.state, "state_name": STATE_NAMES[o.state],
     } for e, o in rows]
     return {"total": sum(by_reason.values()), "by_reason": [{"reason": k, "count": c} for k, c in _top(by_reason, limit)],
@@ -138,11 +145,45 @@ def _volumes(session: Session, since: datetime, days: list[str], utc_offset_h: i
     }
 
 
+def _consults(session: Session, since: datetime, days: list[str], utc_offset_h: int, lines: Iterable[str], limit: int) -> dict[str, Any]:
+    sub = (select(local_day(session, ConsultOutcome.created_at, utc_offset_h).label("day"), ConsultOutcome.still_unclear.label("unclear"),
+                  ConsultOutcome.kept_by_line.label("kept")).where(ConsultOutcome.created_at >= since).subquery())
+    groups = session.execute(select(sub.c.day, sub.c.unclear, sub.c.kept, func.count()).group_by(sub.c.day, sub.c.unclear, sub.c.kept)).all()
+    kept_lines = list(dict.fromkeys([*lines, *sorted({k for _, _, k, _ in groups})]))
+    col = {line: i for i, line in enumerate(kept_lines)}
+    table = {d: {"day": d, "agreed": 0, "still_unclear": 0, "kept": [0] * len(kept_lines), "total": 0} for d in days}
+    for day, unclear, kept, n in groups:
+        row = table.get(_day(day))
+        if row is None:  # at the window's edge (clock skew): left out rather than shown as another day
+            continue
+        row["still_unclear" if unclear else "agreed"] += int(n)
+        row["kept"][col[kept]] += int(n)
+        row["total"] += int(n)
+    by_day = [table[d] for d in days]
+    found = session.scalars(select(ConsultOutcome).where(ConsultOutcome.created_at >= since)
+                            .order_by(ConsultOutcome.created_at.desc(), ConsultOutcome.id.desc()).limit(limit))
+    latest = [{
+        "id": c.id, "call_id": c.call_id, "at": as_utc(c.created_at), "outcome": "still_unclear" if c.still_unclear else "agreed",
+        "from_line": c.from_line, "with_line": c.with_line, "kept_by_line": c.kept_by_line, "agreed_by": c.agreed_by, "reason": c.reason,
+        "department": c.department, "transfer_order_id": c.transfer_order_id,
+    } for c in found]
+    return {
+        "total": sum(r["total"] for r in by_day),
+        "by_outcome": {k: sum(r[k] for r in by_day) for k in ("agreed", "still_unclear")},
+        "lines": kept_lines,
+        "by_line": [{"key": line, "count": sum(r["kept"][i] for r in by_day)} for i, line in enumerate(kept_lines)],
+        "by_day": by_day,
+        "latest": latest,
+    }
+
+
 def supervision_report(session: Session, *, days: int = 7, utc_offset_h: int = 8, directions: Iterable[tuple[str, str]] = (),
-                       now: datetime | None = None, overdue_limit: int = 100, returns_limit: int = 20) -> dict[str, Any]:
+                       now: datetime | None = None, overdue_limit: int = 100, returns_limit: int = 20,
+                       lines: Iterable[str] = ()) -> dict[str, Any]:
     """The supervision figures (see the module doc) as plain data for :class:`serve.transfers.schemas.SupervisionOut`.
 
-    ``directions``: (from_line, to_line) pairs shown even with no orders (others appear when they have some).
+    ``directions``: (from_line, to_line) pairs shown even with no orders (others appear when they have some);
+    ``lines``: the lines shown as keeping consulted calls even with none (others appear when they have some).
     """
     now = now or datetime.now(timezone.utc)
     since, day_list = window_start(now, days, utc_offset_h)
@@ -151,4 +192,5 @@ def supervision_report(session: Session, *, days: int = 7, utc_offset_h: int = 8
         "overdue": _overdue(session, now, overdue_limit),
         "returns": _returns(session, since, returns_limit),
         "volumes": _volumes(session, since, day_list, utc_offset_h, directions),
+        "consults": _consults(session, since, day_list, utc_offset_h, lines, returns_limit),
     }
