@@ -104,9 +104,9 @@ def _check_sender_department(request: Request, db, order_id: int, visible_to: st
     served = request.app.state.models.current
     if served is None:
         return
-    order, _ = get_order(db, order_id, visible_to=visible_to)  # OrderNotFound: 404 as for the step itself
+    line = get_order(db, order_id, visible_to=visible_to)[0].from_line  # OrderNotFound: 404 as for the step itself
     db.rollback()  # end the read: the step opens its own transaction
-    tax, line = served.router.taxonomy, order.from_line
+    tax = served.router.taxonomy
     if department not in tax:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"department：“{department}”不是当前分类中的部门；派出方 {line} 的部门有：{'、'.join(tax.codes_for(line)) or '（无）'}")

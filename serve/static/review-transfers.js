@@ -1,6 +1,7 @@
 // Supervisor page (/review), the 转办督办 panel: transfer orders past their time limit (most overdue
 // first, with counts by department and urgency), returns with their reasons, and the orders sent per
-// day each way and per department, from GET /v1/transfers/supervision. Refreshed every 30 s while the
+// day each way and per department, and the three-way consults (三方通话) per day by outcome and by the
+// line that kept the call, with the latest ones, from GET /v1/transfers/supervision. Refreshed every 30 s while the
 // page is visible, when the window changes and when a key is saved. A click on an order's row shows
 // its whole history (GET /v1/transfers/{id}). Loaded before review.js, whose
 // helpers (api, cell, deptName, departments, loadModelInfo) it uses at run time. Its errors stay in
@@ -61,7 +62,7 @@ function renderReturns(rt, days) {
   fillRows("s-reasons", rt.by_reason.map((r) => row([[r.reason, "reason"], [r.count, "n"]])));
   fillRows("s-returns", rt.latest.map((r) => row([
     [new Date(r.at).toLocaleString("zh-CN"), ""], ["#" + r.order_id, "id"], [r.direction, "dir"], [deptName(r.department), "dept"],
-    [r.reason, "reason"], [r.state_name, "state"],
+    [r.reason, "reason"], [r.state_name, "state"], [r.named_department ? deptName(r.named_department) : "", "dept"],
   ], { order: r.order_id })), "s-returns-empty");
   $("s-returns-empty").textContent = "近 " + days + " 天没有退回的工单";
 }
@@ -73,6 +74,29 @@ function renderVolumes(vol) {
   head("s-depts-head", "部门", vol.directions);
   fillRows("s-depts", vol.by_department.slice(0, 20).map((d) => row([[deptName(d.key), "dept"], ...d.counts.map((c) => [c, "n"]), [d.total, "n total"]], { dept: d.key })),
     "s-depts-empty");
+}
+
+const OUTCOME_NAMES = { agreed: "协商一致", still_unclear: "仍不明确，首接方保留" };
+
+function renderConsults(c, days) {
+  $("s-consults-total").textContent = c.total;
+  $("s-consults-by").textContent = c.total ? "（协商一致 " + c.by_outcome.agreed + "，仍不明确 " + c.by_outcome.still_unclear + "；" +
+    c.by_line.map((l) => l.key + " 受理 " + l.count).join("，") + "）" : "";
+  const tr = $("s-consult-days-head");
+  tr.textContent = "";
+  for (const label of ["日期", "协商一致", "仍不明确", ...c.lines.map((l) => l + " 受理"), "合计"]) {
+    const th = document.createElement("th");
+    th.textContent = label;
+    tr.appendChild(th);
+  }
+  fillRows("s-consult-days", c.by_day.slice().reverse().map((d) => row([
+    [d.day, "day"], [d.agreed, "n"], [d.still_unclear, "n"], ...d.kept.map((k) => [k, "n"]), [d.total, "n total"],
+  ], { day: d.day })));
+  fillRows("s-consults", c.latest.map((x) => row([
+    [new Date(x.at).toLocaleString("zh-CN"), ""], [x.from_line, ""], [x.kept_by_line, "kept"], [OUTCOME_NAMES[x.outcome] || x.outcome, "outcome"],
+    [x.agreed_by || "", "who"], [x.department ? deptName(x.department) : "", "dept"], [x.reason, "reason"],
+  ], { consult: x.id })), "s-consults-empty");
+  $("s-consults-empty").textContent = "近 " + days + " 天没有三方通话";
 }
 
 function renderLimits(limits, unknown) {
@@ -93,7 +117,8 @@ async function showOrder(id) {
     $("s-order-summary").textContent = o.summary;
     fillRows("s-history", o.history.map((e) => {
       const d = e.detail || {};
-      const said = [d.reason, d.result, d.handled_department ? "实际承办：" + deptName(d.handled_department) : ""].filter(Boolean).join("；");
+      const said = [d.reason, d.result, d.handled_department ? "实际承办：" + deptName(d.handled_department) : "",
+        d.department ? "应由派出方：" + deptName(d.department) : ""].filter(Boolean).join("；");
       return row([[new Date(e.at).toLocaleString("zh-CN"), ""], [e.action_name, "action"], [e.line, ""], [e.actor, "who"], [said, "reason"]], { seq: e.seq });
     }));
     box.hidden = false;
@@ -113,6 +138,7 @@ async function loadSupervision() {
     renderOverdue(r.overdue);
     renderReturns(r.returns, r.days);
     renderVolumes(r.volumes);
+    renderConsults(r.consults, r.days);
     renderLimits(r.limits, r.limits_unknown_departments);
     $("s-updated").textContent = "更新于 " + new Date().toLocaleTimeString("zh-CN");
     $("s-error").hidden = true;
