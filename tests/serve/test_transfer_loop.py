@@ -69,7 +69,7 @@ def export(tmp_path: Path, url: str) -> tuple[str, dict[str, dict]]:
 
 
 def test_returns_name_the_senders_department_and_become_labelled_rows(loop_server, tmp_path):
-    (srv, url), o = loop_server, None
+    srv, url = loop_server
     o = Orders(srv)
     why = {"reason": f"不属于公安职责，请联系业主{PHONE}"}
 
@@ -121,6 +121,9 @@ def test_returns_name_the_senders_department_and_become_labelled_rows(loop_serve
     r = srv.client.post("/v1/consults", json=consult, headers=h(CT))
     assert r.status_code == 201, r.text
     o.step(r.json()["transfer"], "return", P110, {"reason": "经核实无人受伤，属邻里纠纷", "department": "convenience"})
+
+    latest = {x["order_id"]: x for x in srv.client.get("/v1/transfers/supervision", headers=h(SV)).json()["returns"]["latest"]}
+    assert latest[named["id"]]["named_department"] == "convenience" and latest[unnamed["id"]]["named_department"] is None
 
     stdout, rows = export(tmp_path, url)
     assert "1 from written-back transfers, 0 from three-way consults, 4 from returned transfers" in stdout, stdout
