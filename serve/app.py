@@ -149,7 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise SystemExit(f"error: {exc}") from None
     metrics = Metrics()
     models = ModelHolder(settings)
-    db = Database(settings.database_url, create=False, timeout_s=settings.db_timeout_s)
+    db = Database(settings.database_url, create=False, timeout_s=settings.db_timeout_s, migrate_wait_s=settings.db_migrate_wait_s)
     writer = WriteBehind(partial(store_routes, db), wait_s=settings.db_write_wait_s, max_pending=settings.db_max_pending,
                          on_error=metrics.db_errors.inc)
     reloads = ReloadCoordinator(models, db, metrics)
