@@ -104,7 +104,8 @@ def locked(engine: Engine, wait_s: float = 60.0) -> Iterator[Connection]:
         own = create_engine(engine.url, connect_args={"timeout": wait_s})
 
         @event.listens_for(own, "connect")
-        def _no_implicit_transactions(dbapi_conn, _record):
+        def _wal_and_no_implicit_transactions(dbapi_conn, _record):
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")  # as serve.db.make_engine: a new file is created in WAL mode
             dbapi_conn.isolation_level = None
 
         @event.listens_for(own, "begin")
