@@ -196,14 +196,12 @@ def _complete(conn, table: sa.Table) -> None:
     """Add the columns an earlier version's ``table`` lacks (they must be nullable) and their indexes."""
     inspector = sa.inspect(conn)
     have = {c["name"] for c in inspector.get_columns(table.name)}
-    added = set()
     for col in table.columns:
         if col.name in have:
             continue
         if not col.nullable:
             raise MigrationError(f"{table.name}.{col.name} is missing and not nullable: this is not a database of an earlier hotline-router version")
         op.add_column(table.name, sa.Column(col.name, col.type, nullable=True))
-        added.add(col.name)
     indexes = {i["name"] for i in inspector.get_indexes(table.name)}
     for index in table.indexes:
         if index.name not in indexes:
@@ -212,22 +210,22 @@ def _complete(conn, table: sa.Table) -> None:
 
 def _fill_text_hash(conn) -> None:
     """``text_hash`` (sha256 of the masked text) of review items written before the column existed."""
+    if conn.dialect.name == "postgresql":  # in the server: one statement instead of a round trip per row
+        conn.execute(sa.text("UPDATE review_items SET text_hash = encode(sha256(convert_to(text_masked, 'UTF8')), 'hex') WHERE text_hash IS NULL"))
+        return
     rows = conn.execute(sa.select(review_items.c.id, review_items.c.text_masked).where(review_items.c.text_hash.is_(None))).all()
-    for rid, masked in rows:
-        conn.execute(review_items.update().where(review_items.c.id == rid)
-                     .values(text_hash=hashlib.sha256(masked.encode("utf-8")).hexdigest()))
+    if rows:
+        conn.execute(review_items.update().where(review_items.c.id == sa.bindparam("rid")).values(text_hash=sa.bindparam("hash")),
+                     [{"rid": rid, "hash": hashlib.sha256(masked.encode("utf-8")).hexdigest()} for rid, masked in rows])
 
 
 def _history_from_decided(conn) -> None:
     """One ``review_decisions`` row per review item decided before the history table existed (the
-    reviewer is what ``decided_by`` recorded)."""
+    reviewer is what ``decided_by`` recorded), in one ``INSERT … SELECT``."""
     r = review_items.c
-    decided = conn.execute(
-        sa.select(r.id, r.decided_by, r.decision, r.decided_channel, r.decided_department, r.department, r.comment, r.decided_at)
-        .where(r.status == "decided", r.decided_at.is_not(None))
-    ).all()
-    for rid, by, decision, channel, department, suggested, comment, at in decided:
-        conn.execute(review_decisions.insert().values(
-            review_id=rid, reviewer=(by or "anonymous")[:64], decided_by=by, decision=decision or "confirm", channel=channel,
-            department=department, suggested_department=suggested, how="single", comment=comment, decided_at=at,
-        ))
+    conn.execute(review_decisions.insert().from_select(
+        ["review_id", "reviewer", "decided_by", "decision", "channel", "department", "suggested_department", "how", "comment", "decided_at"],
+        sa.select(r.id, sa.func.substr(sa.func.coalesce(r.decided_by, "anonymous"), 1, 64), r.decided_by, sa.func.coalesce(r.decision, "confirm"),
+                  r.decided_channel, r.decided_department, r.department, sa.literal("single"), r.comment, r.decided_at)
+        .where(r.status == "decided", r.decided_at.is_not(None)),
+    ))
