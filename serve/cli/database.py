@@ -80,15 +80,21 @@ def revision(
     import tempfile
 
     from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
     from sqlalchemy import create_engine
 
     from serve import migrations
+    from serve.migrations.metadata import target_metadata
 
     with tempfile.TemporaryDirectory() as d:
         engine = create_engine(f"sqlite:///{Path(d) / 'scratch.db'}")
         try:
             migrations.upgrade(engine)
             with engine.begin() as conn:
+                if not empty and not compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), target_metadata()):
+                    typer.echo("the models match the newest revision: nothing to write (--empty writes an empty one)")
+                    return
                 script = command.revision(migrations.config(conn), message=message, autogenerate=not empty)
         finally:
             engine.dispose()

@@ -202,6 +202,9 @@ NEXT_TABLE = textwrap.dedent("""
     work = Path(sys.argv[1]) / "migrations"
     shutil.copytree(m.HERE, work, ignore=shutil.ignore_patterns("__pycache__"))
     m.HERE = work
+    from serve.cli import app
+    r = CliRunner().invoke(app, ["db", "revision", "-m", "nothing yet"])
+    print("unchanged", "nothing to write" in r.output and not list(work.glob("versions/*_nothing_yet.py")))
 
     class ConsultOutcome(Base):
         __tablename__ = "consult_outcomes"
@@ -212,7 +215,6 @@ NEXT_TABLE = textwrap.dedent("""
     url = f"sqlite:///{sys.argv[1]}/h.db"
     before = Database(url)
     assert "consult_outcomes" not in sa.inspect(before.engine).get_table_names()
-    from serve.cli import app
     r = CliRunner().invoke(app, ["db", "revision", "-m", "add consult_outcomes"])
     assert r.exit_code == 0, r.output
     written = next(work.glob("versions/*_add_consult_outcomes.py"))
@@ -228,6 +230,7 @@ def test_adding_a_table_is_one_revision(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     lines = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    assert lines["unchanged"] == "True"  # models at head: no empty revision is written
     assert lines["revision"].endswith("_add_consult_outcomes.py True")
     new_head = lines["revision"].split("_", 1)[0]
     assert lines["heads"] == f"('{new_head}',) current ('{new_head}',)"
