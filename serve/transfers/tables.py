@@ -1,7 +1,7 @@
 """The transfer-order tables, on the same metadata (and database) as the review queue.
 
-Importing this module registers them, so :meth:`serve.db.Database.create_tables` creates them
-(the app imports it through its routes). Every text stored here is masked.
+The schema revisions (:mod:`serve.migrations`) create them; a change here needs a revision (see
+"How to add a table" there). Every text stored here is masked.
 
 ``transfer_orders``
     One row per order (unique ``call_id``): where from and to, the department, urgency, the masked
