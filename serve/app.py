@@ -51,6 +51,7 @@ from serve.auth import check_bind
 from serve.batching import RouteBatcher
 from serve.config import Settings, get_settings, settings_error
 from serve.db import Database
+from serve.migrations import MigrationError
 from serve.logs import configure_logging
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.middleware import BodyGuard, CatchAll, LoopbackOnly, SecurityHeaders
@@ -162,6 +163,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 db.create_tables()
                 tables["ok"] = True
+            except MigrationError as exc:  # says why (revisions and tables, no secrets)
+                problem = f"cannot upgrade the database: {exc}"
             except Exception as exc:
                 problem = f"cannot create tables: {type(exc).__name__}"
         return problem

@@ -76,18 +76,15 @@ def current(engine: Engine) -> tuple[str, ...]:
 
 def upgrade(engine: Engine, *, revision: str = "head", wait_s: float = 60.0) -> tuple[str, ...]:
     """Bring the database to ``revision`` (default: head) under the migration lock; returns the
-    revision(s) it is at. Waits at most ``wait_s`` seconds for another process's upgrade."""
-    try:
-        with locked(engine, wait_s) as conn:
-            before = tuple(MigrationContext.configure(conn).get_current_heads())
-            try:
-                command.upgrade(config(conn), revision)
-            except CommandError as exc:  # e.g. a revision this version does not know: a newer version wrote the database
-                raise MigrationError(f"cannot upgrade the database from {','.join(before) or 'none'} to {revision}: {exc}") from None
-            after = tuple(MigrationContext.configure(conn).get_current_heads())
-    except MigrationError as exc:
-        logger.error("database upgrade failed", extra={"fields": {"event": "db_upgrade_failed", "reason": str(exc)}})
-        raise
+    revision(s) it is at. Waits at most ``wait_s`` seconds for another process's upgrade. Raises
+    :class:`MigrationError` (nothing changed) when the database cannot be brought there."""
+    with locked(engine, wait_s) as conn:
+        before = tuple(MigrationContext.configure(conn).get_current_heads())
+        try:
+            command.upgrade(config(conn), revision)
+        except CommandError as exc:  # e.g. a revision this version does not know: a newer version wrote the database
+            raise MigrationError(f"cannot upgrade the database from {','.join(before) or 'none'} to {revision}: {exc}") from None
+        after = tuple(MigrationContext.configure(conn).get_current_heads())
     if after != before:
         logger.info("database upgraded", extra={"fields": {"event": "db_upgrade", "from": ",".join(before) or "none", "to": ",".join(after)}})
     return after

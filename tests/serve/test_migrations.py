@@ -236,3 +236,44 @@ def test_adding_a_table_is_one_revision(tmp_path):
     assert lines["heads"] == f"('{new_head}',) current ('{new_head}',)"
     assert lines["columns"] == "['call_id', 'id', 'kept_by']"
     assert not list((ROOT / "serve/migrations/versions").glob("*consult_outcomes*"))  # the source tree is untouched
+
+
+def test_the_db_commands(tmp_path):
+    from typer.testing import CliRunner
+
+    from serve.cli import app
+
+    def run(*args: str):
+        return CliRunner().invoke(app, ["db", *args, "--database-url", url])
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    engine = make_engine(url)
+    old_schema(engine)
+    head = migrations.heads()[0]
+    r = run("current")
+    assert r.exit_code == 1 and "database: none" in r.stdout and f"head:     {head}" in r.stdout and "hotline db upgrade" in r.stderr
+    r = run("upgrade")
+    assert r.exit_code == 0 and f"database at {head} (was none" in r.stdout and differences(engine) == []
+    assert run("upgrade").stdout.strip() == f"database already at {head}"
+    assert run("current").exit_code == 0
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE alembic_version SET version_num = 'f00dfeedbeef'"))
+    r = run("upgrade")
+    assert r.exit_code == 2 and r.stderr.startswith("error: cannot upgrade the database from f00dfeedbeef") and r.stderr.count("\n") == 1
+    engine.dispose()
+
+
+def test_a_server_on_a_database_it_cannot_upgrade_says_why_and_still_routes(start_server, tmp_path):
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    Database(url).dispose()
+    engine = make_engine(url)
+    with engine.begin() as c:
+        c.execute(sa.text("UPDATE alembic_version SET version_num = 'f00dfeedbeef'"))  # as a newer version would leave it
+    engine.dispose()
+    srv = start_server(database_url=url)
+    try:
+        r = srv.client.get("/ready")
+        assert r.status_code == 503 and "cannot upgrade the database from f00dfeedbeef" in r.json()["reason"]
+        assert srv.client.post("/v1/route", json={"text": "小区门口有人拿刀砍人"}).json()["action"] == "110_first"
+    finally:
+        srv.stop()
