@@ -115,7 +115,7 @@ def locked(engine: Engine, wait_s: float = 60.0) -> Iterator[Connection]:
         finally:
             own.dispose()
         return
-    with engine.begin() as conn:  # in-memory SQLite: one process, nothing to lock against
+    with engine.begin() as conn:  # PostgreSQL; or in-memory SQLite: one process, nothing to lock against
         if name == "postgresql":
             ms = int(wait_s * 1000)
             conn.execute(text(f"SET LOCAL lock_timeout = {ms}"))  # the engine's own timeouts are seconds; a migration may wait and run longer
