@@ -51,7 +51,7 @@ def test_a_new_database_is_created_at_head_and_matches_the_models(database_url):
         extra = sa.MetaData()
         for t in target_metadata().tables.values():
             t.to_metadata(extra)
-        sa.Table("consult_outcomes", extra, sa.Column("id", sa.Integer, primary_key=True))
+        sa.Table("example_notes", extra, sa.Column("id", sa.Integer, primary_key=True))
         assert [d[0] for d in differences(db.engine, extra)] == ["add_table"]
         assert db.create_tables() == migrations.heads()  # again: nothing to do
     finally:
@@ -206,22 +206,22 @@ NEXT_TABLE = textwrap.dedent("""
     r = CliRunner().invoke(app, ["db", "revision", "-m", "nothing yet"])
     print("unchanged", "nothing to write" in r.output and not list(work.glob("versions/*_nothing_yet.py")))
 
-    class ConsultOutcome(Base):
-        __tablename__ = "consult_outcomes"
+    class ExampleNote(Base):
+        __tablename__ = "example_notes"
         id: Mapped[int] = mapped_column(primary_key=True)
         call_id: Mapped[str] = mapped_column(sa.String(128), index=True)
         kept_by: Mapped[str] = mapped_column(sa.String(8))
 
     url = f"sqlite:///{sys.argv[1]}/h.db"
     before = Database(url)
-    assert "consult_outcomes" not in sa.inspect(before.engine).get_table_names()
-    r = CliRunner().invoke(app, ["db", "revision", "-m", "add consult_outcomes"])
+    assert "example_notes" not in sa.inspect(before.engine).get_table_names()
+    r = CliRunner().invoke(app, ["db", "revision", "-m", "add example_notes"])
     assert r.exit_code == 0, r.output
-    written = next(work.glob("versions/*_add_consult_outcomes.py"))
-    print("revision", written.name, "create_table('consult_outcomes'" in written.read_text())
+    written = next(work.glob("versions/*_add_example_notes.py"))
+    print("revision", written.name, "create_table('example_notes'" in written.read_text())
     db = Database(url)
     print("heads", m.heads(), "current", m.current(db.engine))
-    print("columns", sorted(c["name"] for c in sa.inspect(db.engine).get_columns("consult_outcomes")))
+    print("columns", sorted(c["name"] for c in sa.inspect(db.engine).get_columns("example_notes")))
 """)
 
 
@@ -231,11 +231,11 @@ def test_adding_a_table_is_one_revision(tmp_path):
     assert r.returncode == 0, r.stderr
     lines = dict(line.split(" ", 1) for line in r.stdout.splitlines())
     assert lines["unchanged"] == "True"  # models at head: no empty revision is written
-    assert lines["revision"].endswith("_add_consult_outcomes.py True")
+    assert lines["revision"].endswith("_add_example_notes.py True")
     new_head = lines["revision"].split("_", 1)[0]
     assert lines["heads"] == f"('{new_head}',) current ('{new_head}',)"
     assert lines["columns"] == "['call_id', 'id', 'kept_by']"
-    assert not list((ROOT / "serve/migrations/versions").glob("*consult_outcomes*"))  # the source tree is untouched
+    assert not list((ROOT / "serve/migrations/versions").glob("*example_notes*"))  # the source tree is untouched
 
 
 def test_the_db_commands(tmp_path):
