@@ -54,6 +54,7 @@ from serve.auth import check_bind
 from serve.batching import RouteBatcher
 from serve.config import Settings, get_settings, settings_error
 from serve.db import Database
+from serve.migrations import MigrationError
 from serve.logs import configure_logging
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.middleware import BodyGuard, CatchAll, LoopbackOnly, SecurityHeaders
@@ -154,7 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise SystemExit(f"error: {exc}") from None
     metrics = Metrics()
     models = ModelHolder(settings)
-    db = Database(settings.database_url, create=False, timeout_s=settings.db_timeout_s)
+    db = Database(settings.database_url, create=False, timeout_s=settings.db_timeout_s, migrate_wait_s=settings.db_migrate_wait_s)
     writer = WriteBehind(partial(store_routes, db), wait_s=settings.db_write_wait_s, max_pending=settings.db_max_pending,
                          on_error=metrics.db_errors.inc)
     reloads = ReloadCoordinator(models, db, metrics)
@@ -167,6 +168,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 db.create_tables()
                 tables["ok"] = True
+            except MigrationError as exc:  # says why (revisions and tables, no secrets)
+                problem = f"cannot upgrade the database: {exc}"
             except Exception as exc:
                 problem = f"cannot create tables: {type(exc).__name__}"
         return problem

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///hotline.db", description="SQLAlchemy URL: SQLite file by default, postgresql://… for PostgreSQL")
     db_timeout_s: float = Field(3.0, gt=0, description="Connect timeout, and the bound on a statement or a dead connection, in seconds (PostgreSQL; SQLite: lock wait)")
     db_write_wait_s: float = Field(0.5, ge=0, description="Longest a route request waits for its write; the write still happens later if the database is slow")
+    db_migrate_wait_s: float = Field(60.0, gt=0, description="Longest a start-up or `hotline db upgrade` waits for another process's schema upgrade (and may take for its own)")
     db_max_pending: int = Field(50_000, gt=0, description="Most routed calls waiting to be written while the database is down")
     review_threshold: float | None = Field(None, description="Override the model's stored review threshold")
     review_budget: float | None = Field(None, ge=0, le=1, description="At most this share of calls to review (e.g. 0.15): lowers the model's review threshold to the budget's, from the model's validation confidences")
@@ -48,6 +49,7 @@ class Settings(BaseSettings):
     outbox_poll_s: float = Field(1.0, gt=0, description="How often the outbox looks for notices due to be sent")
     outbox_backoff_s: float = Field(2.0, gt=0, description="First retry delay of a notice that failed; doubled after each failure")
     outbox_backoff_max_s: float = Field(600.0, gt=0, description="Longest delay between two attempts of one notice")
+    outbox_keep_days: float = Field(30.0, gt=0, description="Delivered outbox notices older than this many days are deleted (by the outbox task, hourly, and `hotline db prune-outbox`); undelivered ones never")
     outbox_timeout_s: float = Field(5.0, gt=0, description="How long one delivery attempt may take")
     host: str = "127.0.0.1"
     port: int = 8000

@@ -178,11 +178,11 @@ def export_reviews(
     from sqlalchemy.exc import SQLAlchemyError
 
     from serve.config import get_settings
-    from serve.db import Database, add_missing_columns
+    from serve.db import Database
+    from serve.migrations import MigrationError
     from serve.reviews_store import labelled_rows, write_labelled_rows
     from serve.transfers.consults import with_consult_rows
     from serve.transfers.labels import with_order_rows
-    from serve.transfers.tables import TransferOrder
 
     with _user_errors():
         if out.suffix.lower() not in (".jsonl", ".csv"):
@@ -192,13 +192,15 @@ def export_reviews(
         if problem:
             raise ValueError(problem)
         try:
-            add_missing_columns(db.engine)  # a database the previous version wrote: its tables gain the new nullable columns
-            unnamed = 0
+            if not inspect(db.engine).has_table("review_items"):  # a mistyped URL must not become a new, empty database
+                raise ValueError("cannot read the review queue (no review_items table); is this the API's database?")
+            db.create_tables()  # a database an earlier version wrote is brought to the current schema first
             with db.session() as s:
                 rows = labelled_rows(s)
-                if inspect(db.engine).has_table(TransferOrder.__tablename__):  # a database from before transfer orders has none
-                    rows, unnamed = with_order_rows(s, rows)  # written-back and returned orders (serve.transfers.labels)
+                rows, unnamed = with_order_rows(s, rows)  # written-back and returned orders (serve.transfers.labels)
                 rows = with_consult_rows(s, db.engine, rows)  # three-way consult outcomes (source consult)
+        except MigrationError as exc:
+            raise ValueError(str(exc)) from None
         except SQLAlchemyError as exc:
             raise ValueError(f"cannot read the review queue ({type(exc).__name__}); is this the API's database?") from None
         finally:
