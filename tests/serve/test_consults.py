@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
 from serve.transfers.tables import OutboxNotice, TransferEvent, TransferOrder
+from tests.serve.conftest import run_export_reviews
 
 CT, CT2, SV, AD, P110 = "ct-cs-5a1e", "ct-cs-7b2f", "sv-cs-93ad", "ad-cs-0e4c", "p110-cs-4e8b"
 KEYS = f"{CT}:call_taker:李接线,{CT2}:call_taker,{SV}:supervisor,{AD}:admin,{P110}:partner@110"
@@ -309,13 +307,8 @@ def test_consult_outcomes_are_labelled_rows_of_export_reviews(tmp_path):
                  handled_department="police_criminal" if a == "write_back" else None)
     db.dispose()
 
-    out = tmp_path / "export.jsonl"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "serve.cli", "export-reviews", "--out", str(out), "--database-url", url],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert "wrote 3 labelled rows" in r.stdout and "2 from three-way consults" in r.stdout, r.stdout
-    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    stdout, rows = run_export_reviews(tmp_path, url)
+    assert "wrote 3 labelled rows" in stdout and "2 from three-way consults" in stdout, stdout
     assert {x["call_id"]: (x["department"], x["channel"], x["source"]) for x in rows} == {
         "k1": ("police_public_order", "110", "consult"), "k2": ("civil_affairs", "12345", "consult"), "k5": ("police_criminal", "110", "write_back")}
     assert all(PHONE not in x["text"] and "[手机号]" in x["text"] for x in rows)

@@ -9,9 +9,6 @@ the line that kept the call, with the latest ones (masked)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,7 +17,7 @@ import pytest
 
 from data.loading import load_records
 from serve.config import Settings
-from tests.serve.conftest import LiveServer
+from tests.serve.conftest import LiveServer, run_export_reviews
 
 ROOT = Path(__file__).resolve().parents[2]
 CT, SV, P110 = "ct-loop-3c7a", "sv-loop-6e0b", "p110-loop-9d4f"
@@ -58,14 +55,9 @@ class Orders:
 
 
 def export(tmp_path: Path, url: str) -> tuple[str, dict[str, dict]]:
-    out = tmp_path / "export.jsonl"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "serve.cli", "export-reviews", "--out", str(out), "--database-url", url],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    stdout, rows = run_export_reviews(tmp_path, url)
     assert len({x["call_id"] for x in rows}) == len(rows)  # one row per call
-    return r.stdout, {x["call_id"]: x for x in rows}
+    return stdout, {x["call_id"]: x for x in rows}
 
 
 def test_returns_name_the_senders_department_and_become_labelled_rows(loop_server, tmp_path):
