@@ -328,7 +328,8 @@ def start_retrain(store: JobStore, cfg: RetrainConfig, policy: PromotionPolicy, 
 
 
 class ProgressMonitor(threading.Thread):
-    """Copies :func:`tqdm_progress` into the job record every ``interval`` seconds."""
+    """Copies :func:`tqdm_progress` into the job record every ``interval`` seconds, with the stage it
+    was taken in (``progress.stage``): after training the record keeps the last bar of training."""
 
     def __init__(self, store: JobStore, job_id: str, interval: float = 1.0):
         super().__init__(name=f"progress-{job_id}", daemon=True)
@@ -340,7 +341,10 @@ class ProgressMonitor(threading.Thread):
         while not self._halt.wait(self.interval):
             snap = tqdm_progress()
             if snap is not None and snap != last and not self._halt.is_set():
-                self.store.update(self.job_id, progress=snap)
+                with self.store._locked():
+                    record = self.store._read(self.job_id)
+                    record["progress"] = {**snap, "stage": record.get("stage")}
+                    self.store._write(record)
                 last = snap
 
     def stop(self) -> None:
@@ -363,7 +367,7 @@ def run_job(store: JobStore, job_id: str) -> dict:
     monitor.start()
     try:
         cfg = RetrainConfig(**req["retrain"])
-        stage = lambda s: store.update(job_id, stage=s, progress=None)  # noqa: E731  (a new stage: the last bar is over)
+        stage = lambda s: store.update(job_id, stage=s)  # noqa: E731
         result = retrain(cfg, progress=True, on_stage=stage)
         monitor.stop()
         outcome = finish_retrain(result, PromotionPolicy(**req["policy"]), cfg.registry, req.get("promote", False), on_stage=stage)

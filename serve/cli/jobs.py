@@ -30,7 +30,7 @@ def progress_line(job: dict) -> str:
     if job["state"] in ("queued", "running"):
         parts.append(f"stage {job.get('stage')}")
         p = job.get("progress") or {}
-        if p:
+        if p and p.get("stage") == job.get("stage"):
             bar = f"{p.get('bar') or 'step'} {p.get('step')}/{p.get('total') or '?'}"
             if p.get("eta_s") is not None:
                 bar += f", ETA {_duration(p['eta_s'])}"

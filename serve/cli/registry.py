@@ -65,7 +65,7 @@ def retrain(
         if background:
             from training.jobs import JobStore, start_retrain
 
-            job = start_retrain(JobStore(cfg.registry), cfg, policy, promote=promote)
+            job = start_retrain(JobStore(cfg.registry), cfg, policy, promote=promote, progress_interval=s.job_progress_s)
             typer.echo(f"started job {job['id']} (pid {job['pid']}): {model} retrain into {cfg.out}")
             typer.echo(f"follow it with `hotline jobs status {job['id']}`; stop it with `hotline jobs cancel {job['id']}`")
             return

@@ -106,7 +106,8 @@ def start(body: RetrainRequest, principal: AdminDep, settings: SettingsDep, resp
             target_110_recall=settings.target_110_recall, model=body.model, base_model=body.base_model, transformer=body.params,
         )
         policy = PromotionPolicy.from_settings(settings)
-        job = start_retrain(store, cfg, policy, promote=body.promote, challengers_dir=None if body.name else settings.challengers_dir)
+        job = start_retrain(store, cfg, policy, promote=body.promote, progress_interval=settings.job_progress_s,
+                            challengers_dir=None if body.name else settings.challengers_dir)
     except JobError as exc:
         raise _job_error(exc) from None
     except (DataError, ValueError, FileNotFoundError) as exc:
