@@ -137,3 +137,9 @@ def test_progress_is_read_from_open_tqdm_bars_and_the_log_tail_as_a_terminal_sho
     log.write_text("INFO a: start\nepoch 1/2:  10%|#   | 1/10\repoch 1/2: 100%|####| 10/10\nINFO b: 来电人电话13812345678\n", encoding="utf-8")
     assert read_log_tail(log) == ["INFO a: start", "epoch 1/2: 100%|####| 10/10", read_log_tail(log)[-1]]
     assert "13812345678" not in read_log_tail(log)[-1]
+
+
+def test_build_default_transformer_without_its_base_is_one_line_and_starts_nothing(tmp_path):
+    r = hotline("build-default", "--model", "transformer", "--base-model", "nowhere", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("error: base model nowhere not found") and "hotline base-model build" in r.stderr
+    assert not (tmp_path / "challengers").exists() and not (tmp_path / "models").exists()
