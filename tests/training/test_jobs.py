@@ -16,7 +16,8 @@ import pytest
 
 from tests.factories import tiny_rows, write_jsonl
 from tests.training.test_retrain_promote import HELD_OUT, NEW
-from training.jobs import FINAL, JobStore, process_alive, read_log_tail, tqdm_progress
+from training.job_watch import process_alive, read_log_tail, tqdm_progress
+from training.jobs import FINAL, JobStore
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
