@@ -230,9 +230,14 @@ def retrain_request(cfg: RetrainConfig, policy: PromotionPolicy, promote: bool) 
         if value and (name != "taxonomy" or value not in ("default", "infer")):
             setattr(cfg, name, str(Path(value).resolve()))
     if cfg.model == "transformer":
-        from model.transformer import resolve_base_model
+        from model.transformer import TransformerTextClassifier, resolve_base_model
 
         cfg.base_model = str(resolve_base_model(cfg.base_model).resolve())
+        unknown = sorted(set(cfg.transformer) - set(TransformerTextClassifier._get_param_names()))
+        if unknown:
+            raise ValueError(f"unknown transformer parameter(s): {', '.join(unknown)} (see TransformerTextClassifier's parameters)")
+    elif cfg.transformer or cfg.base_model:
+        raise ValueError("--param and --base-model are for --model transformer")
     return {"retrain": cfg.to_dict(), "policy": asdict(policy), "promote": bool(promote)}
 
 
@@ -245,9 +250,13 @@ def start_retrain(store: JobStore, cfg: RetrainConfig, policy: PromotionPolicy, 
         cfg.out = str(Path(challengers_dir) / job_id)
     store.create(job_id, "retrain", {**retrain_request(cfg, policy, promote), "progress_interval": progress_interval})
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_MININTERVAL": str(max(0.5, progress_interval))}
-    with open(store.log_path(job_id), "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "serve.cli", "jobs", "run", job_id, "--registry", str(store.registry)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, env=env)
+    try:
+        with open(store.log_path(job_id), "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "serve.cli", "jobs", "run", job_id, "--registry", str(store.registry)],
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, env=env)
+    except OSError as exc:
+        store.update(job_id, state="failed", finished=_now(), error=f"could not start the job's process: {exc}")
+        raise
     # A long-lived parent (the API) reaps its finished child, else it would linger as a zombie.
     threading.Thread(target=proc.wait, name=f"reap-{job_id}", daemon=True).start()
     with store._locked():  # the worker may already have written "running": keep what it wrote

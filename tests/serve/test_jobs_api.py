@@ -72,6 +72,8 @@ def test_bad_requests_are_refused_before_anything_starts(srv, setup):
     assert r.status_code == 422 and "missing.xlsx: no such file" in r.json()["detail"]
     r = srv.client.post("/v1/admin/retrain", json=body(files, model="transformer", base_model=str(d / "no-base")), headers=auth(AD))
     assert r.status_code == 422 and "base model" in r.json()["detail"]
+    r = srv.client.post("/v1/admin/retrain", json=body(files, params={"epochs": 2}), headers=auth(AD))
+    assert r.status_code == 422 and "are for --model transformer" in r.json()["detail"]
     r = srv.client.post("/v1/admin/retrain", json=body(files, name="../escape"), headers=auth(AD))
     assert r.status_code == 422 and "name" in r.json()["detail"]
     assert srv.client.get("/v1/admin/jobs/retrain-20990101-000000-abcd", headers=auth(AD)).status_code == 404
