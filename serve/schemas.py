@@ -273,6 +273,7 @@ class Health(BaseModel):
     source: Literal["model", "rules"]
     backend: str | None = Field(None, description="How the served model computes: 'linear', or a transformer's inference backend "
                                 "('torch', 'torch-bf16', 'onnx', 'onnx-int8'); None on rules only")
+    model_kind: Literal["linear", "transformer"] | None = Field(None, description="Which kind of model serves; None on rules only")
 
 
 class Ready(BaseModel):

@@ -31,6 +31,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from data.cleaning import BoilerplateStripper, dedup_key
 from data.loading import DataError, LoadResult, load_many
@@ -75,6 +76,9 @@ class RetrainConfig:
     seed: int = 13
     val_folds: int = 5
     target_110_recall: float = 0.99
+    model: str = "linear"  # or "transformer": fine-tunes base_model (training/finetune.py), same merge, comparison and gate
+    base_model: str | None = None  # transformer: a local Hugging Face folder (default models/base/e5-small-zh)
+    transformer: dict = field(default_factory=dict)  # transformer: TransformerTextClassifier parameters (--param KEY=VALUE)
 
     def __post_init__(self) -> None:
         for name in ("base_data", "new_data", "test_data"):
@@ -89,6 +93,9 @@ class RetrainConfig:
             raise ValueError("retraining needs --base-data and --new-data")
         if not self.test_data:
             raise ValueError("retraining needs a fixed --test-data file to compare champion and challenger on")
+        if self.model not in ("linear", "transformer"):
+            raise ValueError(f"--model must be 'linear' or 'transformer', got {self.model!r}")
+        self.transformer = dict(self.transformer or {})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -225,11 +232,15 @@ def _check_out(out: Path, registry: str | None, champion: TrainedModel | None) -
             raise ValueError(f"--out {out} is inside {t}; write the challenger elsewhere and use `hotline promote` to register it")
 
 
-def retrain(cfg: RetrainConfig, progress: bool = True) -> RetrainResult:
+def retrain(cfg: RetrainConfig, progress: bool = True, on_stage: Callable[[str], None] | None = None) -> RetrainResult:
     """Merge, train the challenger into ``cfg.out``, compare it with the champion, write the comparison.
 
-    Raises DataError (bad input), ModelLoadError (champion unusable) or ValueError (bad config).
+    ``on_stage`` is told each stage as it begins ("loading data", "training", "comparing"): a
+    background job (training/jobs.py) records it. Raises DataError (bad input), ModelLoadError
+    (champion unusable), BaseModelNotFound (transformer without its base) or ValueError (bad config).
     """
+    stage = on_stage or (lambda _: None)
+    stage("loading data")
     out = Path(cfg.out)
     champion = resolve_champion(cfg.champion, cfg.registry)
     _check_out(out, cfg.registry, champion)
@@ -253,8 +264,11 @@ def retrain(cfg: RetrainConfig, progress: bool = True) -> RetrainResult:
         data=[str(training_set)], out=str(out), text_column="text", label_column="department", channel_column="channel",
         taxonomy=cfg.taxonomy, channel_map=cfg.channel_map, strict=True, strip_boilerplate=cfg.strip_boilerplate,
         seed=cfg.seed, val_folds=cfg.val_folds, target_110_recall=cfg.target_110_recall,
+        model=cfg.model, base_model=cfg.base_model, transformer=dict(cfg.transformer),
     )
+    stage("training")
     model = train(train_cfg, progress=progress)
+    stage("comparing")
     comparison = compare_models(model, champion, test)
     comparison["merge"] = stats.to_dict()
     comparison["input"] = inputs

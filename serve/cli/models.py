@@ -168,7 +168,14 @@ def evaluate(
 
 
 @app.command("build-default")
-def build_default(force: bool = typer.Option(False, help="Rebuild even if a model is already promoted")) -> None:
+def build_default(
+    force: bool = typer.Option(False, help="Rebuild even if a model is already promoted (transformer: even if one already serves)"),
+    model: str = typer.Option("linear", help="linear: train and promote the default model; transformer: fine-tune on the corpus, compare with the current "
+                                             "model on the test split, promote only if the promotion check accepts (`make model-transformer`)"),
+    base_model: Optional[Path] = typer.Option(None, "--base-model", rich_help_panel=TRANSFORMER_OPTIONS, help="Local Hugging Face folder (default models/base/e5-small-zh)"),
+    param: List[str] = typer.Option([], "--param", rich_help_panel=TRANSFORMER_OPTIONS, help="KEY=VALUE classifier parameter, e.g. num_layers=6; repeatable"),
+    out: Path = typer.Option(Path("challengers/transformer-corpus"), "--out", rich_help_panel=TRANSFORMER_OPTIONS, help="Folder for the transformer challenger (outside the registry)"),
+) -> None:
     """Train the default model on the shipped corpus (train split), test it on the test split, promote it."""
     _setup_logging(True)
     from data.corpus import TEST_PATH, TRAIN_PATH
@@ -178,6 +185,12 @@ def build_default(force: bool = typer.Option(False, help="Rebuild even if a mode
     from training.train import train as run_train
 
     s = get_settings()
+    if model == "transformer":
+        _build_transformer(s, force, base_model, param, out)
+        return
+    if model != "linear":
+        typer.echo(f"error: --model must be linear or transformer, got {model!r}", err=True)
+        raise typer.Exit(2)
     if current_model_dir(s.registry_dir) is not None and not force:
         typer.echo(f"a model is already promoted: {current_model_dir(s.registry_dir)} (use --force to rebuild)")
         return
@@ -189,3 +202,49 @@ def build_default(force: bool = typer.Option(False, help="Rebuild even if a mode
 
         shutil.rmtree(tmp, ignore_errors=True)
     typer.echo(f"default model {trained.version} promoted: {dest}")
+
+
+def _build_transformer(s, force: bool, base_model: Optional[Path], param: List[str], out: Path) -> None:
+    """``build-default --model transformer``: the corpus through the same comparison and promotion
+    check as ``hotline retrain``; exit status 1 when the check refuses (nothing promoted)."""
+    import json
+    import time
+
+    from data.corpus import TEST_PATH, TRAIN_PATH
+    from model.registry import current_model_dir
+    from training.compare import compare_models, comparison_table, load_test_set, write_comparison
+    from training.promote import PromotionPolicy, judge, promote_challenger
+    from training.retrain import resolve_champion
+    from training.train import TrainConfig
+    from training.train import train as run_train
+
+    current = current_model_dir(s.registry_dir)
+    if current is not None and not force:
+        kind = json.loads((current / "config.json").read_text(encoding="utf-8")).get("model_class")
+        if kind == "transformer":
+            typer.echo(f"a transformer already serves: {current} (use --force to rebuild)")
+            return
+    t0 = time.perf_counter()
+    with _user_errors():
+        _outside_registry(out)
+        from model.transformer import resolve_base_model
+
+        resolve_base_model(base_model)  # before any work: a missing base is one line
+        cfg = TrainConfig(data=[str(TRAIN_PATH)], out=str(out), model="transformer", test_data=[str(TEST_PATH)], target_110_recall=s.target_110_recall,
+                          base_model=str(base_model) if base_model else None, transformer=_parse_params(param))
+        trained = run_train(cfg)
+        comparison = compare_models(trained, resolve_champion(None, s.registry_dir), load_test_set([str(TEST_PATH)]))
+        write_comparison(out, comparison)
+    minutes = (time.perf_counter() - t0) / 60
+    typer.echo(f"trained {trained.version} in {minutes:.1f} min ({trained.metrics['train_rows']} rows); "
+               f"compared with {comparison['champion']['name']} on the corpus test split:")
+    typer.echo(comparison_table(comparison))
+    policy = PromotionPolicy.from_settings(s)
+    verdict = judge(comparison, policy)
+    typer.echo(f"promotion check: {verdict.reason_line()}")
+    if not verdict.accepted:
+        typer.echo(f"not promoted; the linear model keeps serving. Serve it anyway with `hotline promote {out} --force`", err=True)
+        raise typer.Exit(1)
+    with _user_errors():
+        done = promote_challenger(out, s.registry_dir, policy)
+    typer.echo(f"promoted {done.registered.name} (previous: {done.previous or 'none'}); `hotline rollback` goes back")

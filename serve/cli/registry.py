@@ -7,7 +7,9 @@ from typing import List, Optional
 
 import typer
 
-from serve.cli._common import _registry_dir, _setup_logging, _user_errors, app
+from serve.cli._common import _parse_params, _registry_dir, _setup_logging, _user_errors, app
+
+TRANSFORMER_OPTIONS = "transformer (--model transformer)"
 
 
 @app.command()
@@ -32,12 +34,18 @@ def retrain(
     lenient: bool = typer.Option(False, help="Skip bad rows (and report them) instead of failing"),
     strip_boilerplate: bool = typer.Option(False, help="Remove dispatch boilerplate such as 请交警核实处理 (it leaks the label)"),
     seed: int = typer.Option(13, help="Random seed (validation folds, classifier)"),
+    model: str = typer.Option("linear", help="Challenger kind: linear, or transformer (fine-tunes --base-model; same merge, comparison and promotion check)"),
+    base_model: Optional[Path] = typer.Option(None, "--base-model", rich_help_panel=TRANSFORMER_OPTIONS, help="Local Hugging Face folder (default models/base/e5-small-zh, see `hotline base-model`)"),
+    param: List[str] = typer.Option([], "--param", rich_help_panel=TRANSFORMER_OPTIONS, help="KEY=VALUE classifier parameter, e.g. epochs=4, num_layers=6; repeatable"),
+    promote: bool = typer.Option(False, "--promote", help="Promote the challenger at the end if the promotion check accepts it (as `hotline promote` would)"),
+    background: bool = typer.Option(False, "--background", help="Run as a background job and return at once; follow it with `hotline jobs status JOB` (log and progress in the registry's jobs/ folder)"),
     verbose: bool = typer.Option(True, help="Log progress and draw progress bars (--no-verbose: the result lines only)"),
 ) -> None:
     """Merge base data with new tickets (deduplicated; new labels win), train a challenger, compare it with the champion."""
     _setup_logging(verbose)
     from serve.config import get_settings
     from training.compare import comparison_table
+    from training.jobs import finish_retrain
     from training.promote import PromotionPolicy, judge
     from training.retrain import RetrainConfig
     from training.retrain import retrain as run_retrain
@@ -51,7 +59,16 @@ def retrain(
             test_label_column=test_label_column, test_channel_column=test_channel_column, champion=str(champion) if champion else None,
             registry=str(_registry_dir(registry)), strict=not lenient, strip_boilerplate=strip_boilerplate, taxonomy=taxonomy,
             channel_map=str(channel_map) if channel_map else None, seed=seed, target_110_recall=s.target_110_recall,
+            model=model, base_model=str(base_model) if base_model else None, transformer=_parse_params(param),
         )
+        policy = PromotionPolicy.from_settings(s)
+        if background:
+            from training.jobs import JobStore, start_retrain
+
+            job = start_retrain(JobStore(cfg.registry), cfg, policy, promote=promote, progress_interval=s.job_progress_s)
+            typer.echo(f"started job {job['id']} (pid {job['pid']}): {model} retrain into {cfg.out}")
+            typer.echo(f"follow it with `hotline jobs status {job['id']}`; stop it with `hotline jobs cancel {job['id']}`")
+            return
         result = run_retrain(cfg, progress=verbose)
     from data.loading import describe_input
     from training.compare import describe_labels
@@ -65,9 +82,18 @@ def retrain(
     if labels and not labels["same"]:
         typer.echo(f"warning: the champion and the challenger route to different departments: {describe_labels(labels)}", err=True)
     typer.echo(comparison_table(result.comparison))
-    verdict = judge(result.comparison, PromotionPolicy.from_settings(s))
+    verdict = judge(result.comparison, policy)
     typer.echo(f"promotion check: {verdict.reason_line()}")
-    typer.echo(f"comparison: {out / 'comparison.md'}; promote with `hotline promote {out}`")
+    if not promote:
+        typer.echo(f"comparison: {out / 'comparison.md'}; promote with `hotline promote {out}`")
+        return
+    typer.echo(f"comparison: {out / 'comparison.md'}")
+    with _user_errors():
+        outcome = finish_retrain(result, policy, cfg.registry, promote=True)
+    if outcome["promoted"]:
+        typer.echo(f"promoted {outcome['promoted']}; a running API serves it after its next reload (POST /v1/admin/reload)")
+    else:
+        typer.echo(f"not promoted: {outcome['promote_error'] or verdict.reason_line()}")
 
 
 @app.command()

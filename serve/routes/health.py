@@ -30,6 +30,7 @@ async def health(request: Request) -> Health:
         status=served.status, reason=without_paths(served.reason), model_version=served.version,
         source="model" if model is not None else "rules",
         backend=None if clf is None else getattr(clf, "backend_", getattr(clf, "model_class", "linear")),
+        model_kind=None if clf is None else getattr(clf, "model_class", "linear"),
     )
 
 

@@ -33,13 +33,23 @@ function showError(message) {
   el.hidden = !message;
 }
 
-// The status pill: model version, or "degraded" (rules only), or no answer. /health needs no key.
+// Which model serves and how it computes (/health model_kind and backend), in the call-takers' words.
+const MODEL_KINDS = { linear: "线性模型", transformer: "微调 Transformer" };
+const BACKENDS = { torch: "PyTorch fp32", "torch-bf16": "PyTorch bf16", onnx: "ONNX fp32", "onnx-int8": "ONNX int8" };
+
+function modelLabel(h) {
+  const kind = MODEL_KINDS[h.model_kind] || h.model_kind || "模型";
+  const backend = h.backend && h.backend !== h.model_kind ? "（" + (BACKENDS[h.backend] || h.backend) + "）" : "";
+  return kind + backend + " · " + (h.model_version || "");
+}
+
+// The status pill: which model serves (kind, backend, version), or "degraded" (rules only), or no answer. /health needs no key.
 async function checkHealth() {
   const pill = $("status");
   try {
     const h = await request("/health");
     pill.className = "pill " + h.status;
-    pill.textContent = h.status === "ok" ? "模型正常 · " + (h.model_version || "") : "降级运行：仅规则";
+    pill.textContent = h.status === "ok" ? "模型正常 · " + modelLabel(h) : "降级运行：仅规则";
     pill.title = h.reason || "";
   } catch (e) {
     pill.className = "pill down";

@@ -28,7 +28,7 @@ def test_model_info(server, tiny_model_dir):
 def test_health_ready_metrics(server):
     h = server.client.get("/health").json()
     assert h == {"status": "ok", "reason": None, "model_version": server.app.state.models.current.version, "source": "model",
-                 "backend": "linear"}
+                 "backend": "linear", "model_kind": "linear"}
     assert server.client.get("/ready").json() == {"ready": True, "reason": None}
     before = server.metric("hotline_http_requests_total", method="POST", path="/v1/route", status="200")
     routes_before = server.metric("hotline_routes_total", channel="110", source=server.client.post("/v1/route", json={"text": DANGER}).json()["source"])
@@ -57,6 +57,7 @@ def test_corrupt_model_starts_degraded_on_rules(start_server, tiny_model_dir, tm
     srv = start_server(model_dir=bad)
     h = srv.client.get("/health").json()
     assert h["status"] == "degraded" and h["source"] == "rules" and h["model_version"] is None and h["backend"] is None
+    assert h["model_kind"] is None
     assert "checksum" in h["reason"] and "rules" in h["reason"]
     assert srv.client.get("/ready").json()["ready"] is True  # it does answer calls
     d = srv.client.post("/v1/route", json={"text": DANGER}).json()

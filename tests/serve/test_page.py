@@ -93,7 +93,9 @@ def test_status_shows_the_model_version(browser, page_server):
     page = browser.new_page()
     page.goto(page_server.url + "/")
     page.wait_for_selector("#status.ok")
-    assert page_server.app.state.models.current.version in page.inner_text("#status")
+    status = page.inner_text("#status")
+    assert page_server.app.state.models.current.version in status
+    assert "线性模型" in status and "Transformer" not in status  # which kind of model serves (/health model_kind)
     page.close()
 
 

@@ -10,6 +10,7 @@ import concurrent.futures as cf
 import pytest
 
 from tests.factories import TINY, tiny_rows, write_jsonl
+from tests.serve.test_page import browser  # noqa: F401  (the Chromium fixture)
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -37,7 +38,7 @@ def test_a_transformer_model_is_served_and_health_names_its_backend(start_server
     srv = start_server(model_dir=transformer_dir)
     h = srv.client.get("/health").json()
     expected = TransformerTextClassifier.from_pretrained(transformer_dir).backend_  # what "auto" picks here
-    assert h["status"] == "ok" and h["source"] == "model" and h["backend"] == expected
+    assert h["status"] == "ok" and h["source"] == "model" and h["backend"] == expected and h["model_kind"] == "transformer"
     assert expected in ("torch", "torch-bf16", "onnx", "onnx-int8")
     router = srv.app.state.models.current.router
     assert not router.fast  # the transformer runs in a worker thread, not on the event loop
@@ -54,3 +55,16 @@ def test_a_transformer_model_is_served_and_health_names_its_backend(start_server
     with cf.ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda t: srv.client.post("/v1/route", json={"text": t}).json(), texts * 4))
     assert [(a["channel"], a["department"]) for a in answers] == direct * 4
+
+
+@pytest.mark.browser
+def test_the_call_taker_page_names_the_transformer_and_its_backend(start_server, transformer_dir, browser):  # noqa: F811
+    srv = start_server(model_dir=transformer_dir)
+    h = srv.client.get("/health").json()
+    names = {"torch": "PyTorch fp32", "torch-bf16": "PyTorch bf16", "onnx": "ONNX fp32", "onnx-int8": "ONNX int8"}
+    page = browser.new_page()
+    page.goto(srv.url + "/")
+    page.wait_for_selector("#status.ok")
+    status = page.inner_text("#status")
+    assert "微调 Transformer" in status and names[h["backend"]] in status and h["model_version"] in status, status
+    page.close()
