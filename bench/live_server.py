@@ -1,6 +1,6 @@
 """A real ``hotline serve`` for benchmarks: a process on a free loopback port, stopped afterwards.
 
-    with hotline_server(workdir, {"HOTLINE_DATABASE_URL": "sqlite:///…", "HOTLINE_API_KEYS": "…"}) as url:
+    with hotline_server(workdir, {"HOTLINE_DATABASE_URL": "sqlite:///…", "HOTLINE_API_KEYS": "…"}) as (url, pid):
         httpx.get(url + "/ready")
 """
 from __future__ import annotations
@@ -25,10 +25,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its children (uvicorn's workers), from /proc (Linux; NaN elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total, found = 0.0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            found = True
+    return total if found else float("nan")
+
+
 @contextmanager
-def hotline_server(workdir: Path, env_extra: dict[str, str], workers: int = 1, start_timeout_s: float = 180.0) -> Iterator[str]:
+def hotline_server(workdir: Path, env_extra: dict[str, str], workers: int = 1, start_timeout_s: float = 180.0) -> Iterator[tuple[str, int]]:
     """Start ``hotline serve --workers N`` in ``workdir`` with only ``env_extra`` as ``HOTLINE_*``
-    settings; yield its URL once ``/ready`` answers 200; terminate it on exit. Its output goes to
+    settings; yield (its URL, its pid) once ``/ready`` answers 200; terminate it on exit. Its output goes to
     ``workdir/server.log`` (shown when it fails to start)."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -50,7 +65,7 @@ def hotline_server(workdir: Path, env_extra: dict[str, str], workers: int = 1, s
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit("server did not start; log:\n" + log_path.read_text()[-3000:])
                 time.sleep(0.3)
-            yield url
+            yield url, proc.pid
         finally:
             proc.terminate()
             try:

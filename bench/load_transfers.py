@@ -46,7 +46,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.live_server import hotline_server
+from bench.live_server import cpu_seconds, hotline_server
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS_TEST = ROOT / "data" / "corpus" / "test.jsonl"
@@ -202,8 +202,9 @@ def check_histories(url: str, closed: dict[int, list[str]], sample: int = 100) -
 
 # ------------------------------------------------------------------------------ phases
 
-def run_phase(url: str, rows: list[dict], texts: list[str], args, name: str, run_id: str) -> dict:
-    """One phase: the call-taker process and, unless ``baseline``, the transfer clients, started together."""
+def run_phase(url: str, pid: int, rows: list[dict], texts: list[str], args, name: str, run_id: str) -> dict:
+    """One phase: the call-taker process and, unless ``baseline``, the transfer clients, started together;
+    the server's CPU seconds over the phase beside them."""
     seconds = args.baseline_seconds if name == "baseline" else args.seconds
     ctx = mp.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
@@ -213,14 +214,16 @@ def run_phase(url: str, rows: list[dict], texts: list[str], args, name: str, run
     tally = None
     t_wall = seconds
     time.sleep(max(0.0, start_at - time.time()))
+    cpu0 = cpu_seconds(pid)
     if name != "baseline":
         t0 = time.perf_counter()
         think = args.think_ms / 1000 if name == "paced" else 0.0
         tally = asyncio.run(transfer_load(url, rows, args.clients, seconds, think, args.return_share, f"{run_id}{name[0]}"))
         t_wall = time.perf_counter() - t0
     route_lat, route_errors = recv.recv()
+    cpu = cpu_seconds(pid) - cpu0
     proc.join(timeout=30)
-    return {"name": name, "seconds": t_wall, "tally": tally, "route": route_lat, "route_errors": route_errors}
+    return {"name": name, "seconds": t_wall, "tally": tally, "route": route_lat, "route_errors": route_errors, "cpu": cpu}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -283,10 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     with database(args.database_url, work) as (db_url, db_what):
         env = {"HOTLINE_MODEL_DIR": str(model_dir), "HOTLINE_DATABASE_URL": db_url, "HOTLINE_REGISTRY_DIR": str(work / "models"),
                "HOTLINE_API_KEYS": f"{CT_KEY}:call_taker,{PARTNER_KEY}:partner@{PARTNER}", "HOTLINE_HOME_LINE": HOME}
-        with hotline_server(work / "server", env, workers=args.workers) as url:
+        with hotline_server(work / "server", env, workers=args.workers) as (url, pid):
             asyncio.run(transfer_load(url, rows, min(args.clients, 4), 2.0, 0.0, args.return_share, f"{run_id}w"))  # warm-up
             for name in ["baseline", *[s.strip() for s in args.scenarios.split(",") if s.strip()]]:
-                results.append(run_phase(url, rows, texts, args, name, run_id))
+                results.append(run_phase(url, pid, rows, texts, args, name, run_id))
             closed = {k: v for r in results if r["tally"] for k, v in r["tally"].closed.items()}
             good, checked = check_histories(url, closed)
             model_version = httpx.get(url + "/health").json().get("model_version")
@@ -296,11 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load: {args.clients} transfer clients (httpx async, one process), orders both ways 12345 ⇄ 110, {args.return_share:.0%} returned; "
           f"a call-taker in its own process routing {args.route_rate:g} calls/s; texts from {rows_from}")
     print()
-    print("| phase | s | orders/s | steps/s | transfer requests | p50 ms | p95 ms | p99 ms | errors | routes | route p50 ms | route p99 ms | route errors |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| phase | s | orders/s | steps/s | transfer requests | p50 ms | p95 ms | p99 ms | errors | routes | route p50 ms | route p99 ms | route errors | server CPU ms/request |")
+    print("|" + " --- |" * 14)
     for r in results:
         t, label = r["tally"], r["name"] if r["name"] != "paced" else f"paced ({args.think_ms:g} ms think)"
-        route = (f"{len(r['route'])} | {pct(r['route'], 50):.2f} | {pct(r['route'], 99):.2f} | {sum(r['route_errors'].values())}")
+        n_requests = len(r["route"]) + (sum(len(v) for v in t.latencies.values()) if t else 0)
+        route = (f"{len(r['route'])} | {pct(r['route'], 50):.2f} | {pct(r['route'], 99):.2f} | {sum(r['route_errors'].values())} | "
+                 f"{1000 * r['cpu'] / max(1, n_requests):.2f}")
         if t is None:
             print(f"| {label} | {r['seconds']:.0f} | – | – | – | – | – | – | – | {route} |")
             continue

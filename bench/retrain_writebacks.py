@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {"HOTLINE_DATABASE_URL": db_url, "HOTLINE_REGISTRY_DIR": str(work / "models"), "HOTLINE_HOME_LINE": HOME,
                "HOTLINE_API_KEYS": f"{CT_KEY}:call_taker,{PARTNER_KEY}:partner@{PARTNER}"}
         commands.append(f"hotline serve  # {len(w)} tickets: POST /v1/route, POST /v1/transfers, accept, handle, write_back, close")
-        with hotline_server(work / "server", env) as url:
+        with hotline_server(work / "server", env) as (url, _):
             tally = asyncio.run(write_back_all(url, w, os.urandom(3).hex(), args.concurrency))
         export = run(commands, work, "export-reviews", "--out", "write_backs.jsonl", "--database-url", db_url)
         sources = Counter(json.loads(line)["source"] for line in (work / "write_backs.jsonl").read_text(encoding="utf-8").splitlines() if line.strip())
