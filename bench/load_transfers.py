@@ -15,12 +15,13 @@ Phases, each ``--seconds`` long (the baseline ``--baseline-seconds``):
   taken through the whole cycle). Orders go both ways in turn: 12345 → 110 created by the
   call-taker key and advanced by the partner, 110 → 12345 created by the partner and advanced by
   the platform's key; every fifth order the receiving side also lists its ``sent`` orders;
-- ``paced``: the same with ``--think-ms`` between a client's requests (people at two desks, not a
+- ``paced``: the same with ``--think-ms`` between a client's requests (people at desks, not a
   script).
 
 Prints the command, then one table: orders/s, steps/s, latency of the transfer requests
 p50/p95/p99, errors (any non-2xx or transport error; each kind listed below the table), and the
-call-taker's routing p50/p99 in that phase. Afterwards the history of up to 100 closed orders is
+call-taker's routing p50/p99 in that phase, and the server's CPU milliseconds per request (all its
+processes, from /proc: less swayed by other jobs on the machine than latencies are). Afterwards the history of up to 100 closed orders is
 read back and compared with the steps the clients saw acknowledged.
 
     python -m bench.load_transfers                          # 20 clients, 60 s per phase
@@ -262,11 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-seconds", type=float, default=40.0, help="Length of the call-taker-alone phase")
     ap.add_argument("--clients", type=int, default=20, help="Concurrent transfer clients")
     ap.add_argument("--route-rate", type=float, default=10.0, help="The call-taker's routes per second")
-    ap.add_argument("--think-ms", type=float, default=200.0, help="Pause before each request of a transfer client in the paced phase")
+    ap.add_argument("--think-ms", type=float, default=1000.0, help="Pause before each request of a transfer client in the paced phase")
     ap.add_argument("--return-share", type=float, default=0.1, help="Share of orders the receiver returns")
     ap.add_argument("--scenarios", default="closed,paced", help="Transfer phases after the baseline: closed, paced")
     ap.add_argument("--workers", type=int, default=1, help="hotline serve --workers")
     ap.add_argument("--database-url", default=None, help="Serve with this database (PostgreSQL: a fresh schema in it); default a SQLite file")
+    ap.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                    help="Extra server setting, e.g. DB_TIMEOUT_S=5 (HOTLINE_ prefix added); repeatable")
     ap.add_argument("--model", type=Path, help="Model folder (default: the linear model on the shipped corpus, as bench.load_api)")
     args = ap.parse_args(argv)
     print("command: " + " ".join(shlex.quote(a) for a in [Path(sys.executable).name, "-m", "bench.load_transfers",
@@ -285,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with database(args.database_url, work) as (db_url, db_what):
         env = {"HOTLINE_MODEL_DIR": str(model_dir), "HOTLINE_DATABASE_URL": db_url, "HOTLINE_REGISTRY_DIR": str(work / "models"),
-               "HOTLINE_API_KEYS": f"{CT_KEY}:call_taker,{PARTNER_KEY}:partner@{PARTNER}", "HOTLINE_HOME_LINE": HOME}
+               "HOTLINE_API_KEYS": f"{CT_KEY}:call_taker,{PARTNER_KEY}:partner@{PARTNER}", "HOTLINE_HOME_LINE": HOME,
+               **{"HOTLINE_" + k.upper(): v for k, v in (x.split("=", 1) for x in args.setting)}}
         with hotline_server(work / "server", env, workers=args.workers) as (url, pid):
             asyncio.run(transfer_load(url, rows, min(args.clients, 4), 2.0, 0.0, args.return_share, f"{run_id}w"))  # warm-up
             for name in ["baseline", *[s.strip() for s in args.scenarios.split(",") if s.strip()]]:
@@ -294,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             good, checked = check_histories(url, closed)
             model_version = httpx.get(url + "/health").json().get("model_version")
 
-    print(f"server: hotline serve --workers {args.workers} (uvicorn, auth on), {db_what}; model {model_version} ({what}); "
+    print(f"server: hotline serve --workers {args.workers} (uvicorn, auth on{''.join(', ' + x for x in args.setting)}), {db_what}; model {model_version} ({what}); "
           f"{os.cpu_count()} cores shared with the clients (load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)")
     print(f"load: {args.clients} transfer clients (httpx async, one process), orders both ways 12345 ⇄ 110, {args.return_share:.0%} returned; "
           f"a call-taker in its own process routing {args.route_rate:g} calls/s; texts from {rows_from}")
