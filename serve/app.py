@@ -17,6 +17,9 @@ creates the database tables, and warms the router. Resources:
 ``POST /v1/transfers``                 call_taker, partner     create a transfer order (idempotent by call_id)
 ``GET /v1/transfers[/{id}]``           call_taker, partner     list (state, to_line, overdue) / one with history
 ``POST /v1/transfers/{id}/{action}``   call_taker, partner     a life-cycle step by its side (409 if it does not fit)
+``POST /v1/consults``                  call_taker              a three-way consult's outcome (+ its transfer order)
+``GET /v1/consults``                   supervisor              consult outcomes (call_id, kept_by_line, outcome)
+``GET /v1/transfers/supervision``      supervisor              跟踪督办: overdue orders, returns and reasons, volumes
 ``GET /health`` ``/ready`` ``/metrics``  none                    liveness, readiness, Prometheus
 ``GET /``                              none (page asks a key)  the call-taker page
 ``GET /review``                        none (page asks a key)  the supervisor page
@@ -27,7 +30,7 @@ Errors are always JSON ``{"detail": "...", "errors"?: [...]}``, never a stack tr
 >>> from serve.config import Settings
 >>> app = create_app(Settings(database_url="sqlite://"))
 >>> sorted(p for p in app.openapi()["paths"] if p.startswith("/v1"))
-['/v1/admin/reload', '/v1/feedback', '/v1/model', '/v1/reviews', '/v1/reviews/bulk', '/v1/reviews/history', '/v1/reviews/me', '/v1/reviews/stats', '/v1/reviews/{review_id}', '/v1/reviews/{review_id}/claim', '/v1/route', '/v1/route/batch', '/v1/transfers', '/v1/transfers/{order_id}', '/v1/transfers/{order_id}/{action}']
+['/v1/admin/reload', '/v1/consults', '/v1/feedback', '/v1/model', '/v1/reviews', '/v1/reviews/bulk', '/v1/reviews/history', '/v1/reviews/me', '/v1/reviews/stats', '/v1/reviews/{review_id}', '/v1/reviews/{review_id}/claim', '/v1/route', '/v1/route/batch', '/v1/transfers', '/v1/transfers/supervision', '/v1/transfers/{order_id}', '/v1/transfers/{order_id}/{action}']
 """
 from __future__ import annotations
 
@@ -51,16 +54,19 @@ from serve.auth import check_bind
 from serve.batching import RouteBatcher
 from serve.config import Settings, get_settings, settings_error
 from serve.db import Database
+from serve.migrations import MigrationError
 from serve.logs import configure_logging
 from serve.metrics import Metrics, MetricsMiddleware
 from serve.middleware import BodyGuard, CatchAll, LoopbackOnly, SecurityHeaders
 from serve.reloads import ReloadCoordinator
 from serve.routes import feedback, health, model, pages, review_work, reviews, routing, transfers
+from serve.routes import consults
 from serve.transfers import outbox
 from serve.routes.routing import store_routes
 from serve.writer import WriteBehind
 from serve.routes.pages import STATIC_DIR
 from serve.state import ModelHolder
+from serve.routes import supervision
 
 logger = logging.getLogger(__name__)
 RELOAD_POLL_SECONDS = 2.0  # how soon the other worker processes follow a reload
@@ -149,7 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise SystemExit(f"error: {exc}") from None
     metrics = Metrics()
     models = ModelHolder(settings)
-    db = Database(settings.database_url, create=False, timeout_s=settings.db_timeout_s)
+    db = Database(settings.database_url, create=False, timeout_s=settings.db_timeout_s, migrate_wait_s=settings.db_migrate_wait_s)
     writer = WriteBehind(partial(store_routes, db), wait_s=settings.db_write_wait_s, max_pending=settings.db_max_pending,
                          on_error=metrics.db_errors.inc)
     reloads = ReloadCoordinator(models, db, metrics)
@@ -162,6 +168,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 db.create_tables()
                 tables["ok"] = True
+            except MigrationError as exc:  # says why (revisions and tables, no secrets)
+                problem = f"cannot upgrade the database: {exc}"
             except Exception as exc:
                 problem = f"cannot create tables: {type(exc).__name__}"
         return problem
@@ -201,6 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     _local_docs(app)
+    app.include_router(supervision.router)  # before the transfers' /{order_id}: /v1/transfers/supervision is not an order id
     app.state.settings = settings
     app.state.keys = keys
     app.state.metrics = metrics
@@ -225,7 +234,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not keys.enabled:  # outermost: nothing is answered on a non-loopback socket without keys
         app.add_middleware(LoopbackOnly)
 
-    for module in (routing, feedback, review_work, reviews, transfers, model, health, pages):  # review_work first: /v1/reviews/me before /{review_id}
+    for module in (routing, feedback, review_work, reviews, transfers, consults, model, health, pages):  # review_work first: /v1/reviews/me before /{review_id}
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -4,6 +4,7 @@ Build it with :func:`get_settings` where it is needed (app factory, CLI), never 
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serve.auth import ApiKeyError, KeyRing
+from serve.transfers.limits import LimitsError, TransferLimits, load_limits
 
 
 class Settings(BaseSettings):
@@ -25,6 +27,7 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///hotline.db", description="SQLAlchemy URL: SQLite file by default, postgresql://… for PostgreSQL")
     db_timeout_s: float = Field(3.0, gt=0, description="Connect timeout, and the bound on a statement or a dead connection, in seconds (PostgreSQL; SQLite: lock wait)")
     db_write_wait_s: float = Field(0.5, ge=0, description="Longest a route request waits for its write; the write still happens later if the database is slow")
+    db_migrate_wait_s: float = Field(60.0, gt=0, description="Longest a start-up or `hotline db upgrade` waits for another process's schema upgrade (and may take for its own)")
     db_max_pending: int = Field(50_000, gt=0, description="Most routed calls waiting to be written while the database is down")
     review_threshold: float | None = Field(None, description="Override the model's stored review threshold")
     review_budget: float | None = Field(None, ge=0, le=1, description="At most this share of calls to review (e.g. 0.15): lowers the model's review threshold to the budget's, from the model's validation confidences")
@@ -40,12 +43,13 @@ class Settings(BaseSettings):
     api_keys: str = Field("", description='"key1:call_taker,key2:supervisor:王班长,key3:admin" (an optional third part names the key\'s owner, the reviewer on /review); empty: auth off (loopback only)')
     home_line: str = Field("12345", pattern=r"^[0-9]{3,5}$", description="Transfer orders: the line this platform's own keys (call-takers, supervisors) act for")
     transfer_lines: str = Field("110,12345", description="Transfer orders: the lines orders may go between, comma-separated (home_line and every partner's line among them)")
-    transfer_limits_min: dict[str, float] = Field({"110_first": 30.0, "normal": 1440.0},
-                                                   description='Transfer orders: minutes per urgency until an order not yet written back is overdue (JSON, e.g. {"110_first": 30, "normal": 1440})')
+    transfer_limits_path: Path | None = Field(None, description='Transfer orders: the time limits file (YAML, or JSON by suffix): minutes per urgency until an order not yet written back is overdue, and per department where it differs, e.g. {"110_first": 30, "normal": 1440, "departments": {"公安局交通警察支队": {"normal": 120}}}; none: 30 and 1440 for every department (serve/transfers/limits.py)')
+    supervision_utc_offset_h: int = Field(8, ge=-12, le=14, description="Transfer supervision: the UTC offset in hours of the days transfers are counted in (China: 8)")
     partner_urls: dict[str, str] = Field({}, description='Transfer orders: where to send notices per partner line (JSON, e.g. {"110": "https://110.example/notices"}); none: no notices')
     outbox_poll_s: float = Field(1.0, gt=0, description="How often the outbox looks for notices due to be sent")
     outbox_backoff_s: float = Field(2.0, gt=0, description="First retry delay of a notice that failed; doubled after each failure")
     outbox_backoff_max_s: float = Field(600.0, gt=0, description="Longest delay between two attempts of one notice")
+    outbox_keep_days: float = Field(30.0, gt=0, description="Delivered outbox notices older than this many days are deleted (by the outbox task, hourly, and `hotline db prune-outbox`); undelivered ones never")
     outbox_timeout_s: float = Field(5.0, gt=0, description="How long one delivery attempt may take")
     host: str = "127.0.0.1"
     port: int = 8000
@@ -54,6 +58,16 @@ class Settings(BaseSettings):
     access_log: bool = Field(False, description="uvicorn's access line per request (masked) besides the app's own JSON line per routed call")
 
     _key_ring: KeyRing = PrivateAttr(default_factory=lambda: KeyRing([]))
+    _transfer_limits: TransferLimits = PrivateAttr(default_factory=TransferLimits)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _limits_come_from_the_file(cls, data):
+        """The per-urgency variable was replaced by the limits file: say so rather than ignore it."""
+        if (isinstance(data, dict) and "transfer_limits_min" in data) or "HOTLINE_TRANSFER_LIMITS_MIN" in os.environ:
+            raise ValueError("HOTLINE_TRANSFER_LIMITS_MIN is replaced by HOTLINE_TRANSFER_LIMITS_PATH: a YAML/JSON file "
+                             '{"110_first": 30, "normal": 1440, "departments": {...}} (serve/transfers/limits.py)')
+        return data
 
     @field_validator("api_keys")
     @classmethod
@@ -78,10 +92,16 @@ class Settings(BaseSettings):
         missing = sorted(({self.home_line} | self.key_ring.partner_lines | set(self.partner_urls)) - set(lines))
         if len(set(lines)) < 2 or missing:
             raise ValueError(f"transfer_lines ({self.transfer_lines!r}) must list at least two lines, including {', '.join(missing) or 'home_line'}")
-        unknown = sorted(set(self.transfer_limits_min) - {"110_first", "normal"})
-        if unknown or any(v <= 0 for v in self.transfer_limits_min.values()):
-            raise ValueError("transfer_limits_min takes positive minutes for 110_first and normal only")
+        try:
+            self._transfer_limits = load_limits(self.transfer_limits_path)
+        except LimitsError as exc:
+            raise ValueError(f"HOTLINE_TRANSFER_LIMITS_PATH: {exc}") from None
         return self
+
+    @property
+    def transfer_limits(self) -> TransferLimits:
+        """The transfer time limits (``transfer_limits_path``, read and checked at start-up)."""
+        return self._transfer_limits
 
     @property
     def key_ring(self) -> KeyRing:

@@ -24,11 +24,11 @@ Tables
 
 Upgrading
 ---------
-Columns added since the first release (``review_items.department_names``, ``text_hash``,
-``claimed_by``, ``claimed_until``; ``routed_calls.department_names``) are nullable. At startup
-:meth:`Database.create_tables` creates missing tables and then adds missing nullable columns with a
-plain ``ALTER TABLE … ADD COLUMN`` (SQLite and PostgreSQL alike; no data is rewritten) and fills
-``text_hash`` of older review items, so a database written by an earlier version keeps working.
+The schema is versioned with Alembic (:mod:`serve.migrations`, revisions in
+``serve/migrations/versions/``). :meth:`Database.create_tables` upgrades the database to the newest
+revision under a lock (several workers may start at once): a new database is created, a database an
+earlier version made is completed (missing tables and nullable columns added, nothing rewritten) and
+stamped. A new table or column needs a revision: see "How to add a table" in :mod:`serve.migrations`.
 
 >>> db = Database("sqlite://")            # in memory
 >>> with db.session() as s:
@@ -44,9 +44,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, create_engine, event, inspect, select, text, update
+from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -152,7 +151,7 @@ class ReviewItem(Base):
     comment: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # added after the first release (nullable; see "Upgrading"):
+    # added after the first release (nullable; completed by the baseline revision, see "Upgrading"):
     department_names: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # {code: name} of the taxonomy it was routed with
     text_hash: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)  # groups identical masked texts
     claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the reviewer working on it …
@@ -203,11 +202,16 @@ class Database:
     url : str
         SQLAlchemy URL, e.g. ``sqlite:///hotline.db`` or ``postgresql://postgres@127.0.0.1/hotline``.
     create : bool, default True
-        Create missing tables (existing ones are left as they are).
+        Upgrade the database to the newest schema revision now (:meth:`create_tables`).
+    timeout_s : float, default 3.0
+        Connect, statement and lock-wait bound of ordinary work (see :func:`make_engine`).
+    migrate_wait_s : float, default 60.0
+        How long an upgrade may wait for another process's upgrade and run (``HOTLINE_DB_MIGRATE_WAIT_S``).
     """
 
-    def __init__(self, url: str, create: bool = True, timeout_s: float = 3.0):
+    def __init__(self, url: str, create: bool = True, timeout_s: float = 3.0, migrate_wait_s: float = 60.0):
         self.url = url
+        self.migrate_wait_s = migrate_wait_s
         self.engine = make_engine(url, timeout_s)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         if create:
@@ -217,19 +221,13 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def create_tables(self) -> None:
-        """``CREATE TABLE`` what is missing and add missing columns (:func:`add_missing_columns`);
-        tolerate another worker process doing the same at once."""
-        for attempt in range(3):
-            try:
-                before = set(inspect(self.engine).get_table_names())
-                Base.metadata.create_all(self.engine)
-                add_missing_columns(self.engine, before)
-                return
-            except (OperationalError, ProgrammingError) as exc:  # e.g. "table already exists" from a racing worker
-                if attempt == 2:
-                    raise
-                logger.info("create_tables retry after %s", type(exc).__name__)
+    def create_tables(self) -> tuple[str, ...]:
+        """Upgrade the database to the newest revision (:func:`serve.migrations.upgrade`): create a new
+        one, complete and stamp one an earlier version made; safe when several processes start at once.
+        Returns the revision(s) the database is at."""
+        from serve import migrations  # imports this module: not at the top
+
+        return migrations.upgrade(self.engine, wait_s=self.migrate_wait_s)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -248,65 +246,6 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-def add_missing_columns(engine: Engine, existing_tables: set[str] | None = None) -> list[str]:
-    """Bring tables of an earlier version up to date: ``ALTER TABLE … ADD COLUMN`` for each nullable
-    column the models have and the table lacks, then fill ``review_items.text_hash``. Returns the
-    columns added (``table.column``). Safe to run again and from several workers at once (a column
-    another worker added a moment earlier is skipped)."""
-    added: list[str] = []
-    if existing_tables is None:
-        existing_tables = set(inspect(engine).get_table_names())
-    for table in Base.metadata.sorted_tables:
-        if table.name not in existing_tables:
-            continue
-        have = {c["name"] for c in inspect(engine).get_columns(table.name)}
-        for col in table.columns:
-            if col.name in have:
-                continue
-            if not col.nullable:
-                raise RuntimeError(f"{table.name}.{col.name} is missing and not nullable: it cannot be added in place")
-            ddl = f'ALTER TABLE {table.name} ADD COLUMN {col.name} {col.type.compile(dialect=engine.dialect)}'
-            try:
-                with engine.begin() as conn:
-                    conn.execute(text(ddl))
-                added.append(f"{table.name}.{col.name}")
-            except (OperationalError, ProgrammingError):
-                if col.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
-                    raise
-        if added:
-            for index in table.indexes:  # e.g. the index on a column just added
-                try:
-                    index.create(engine, checkfirst=True)
-                except (OperationalError, ProgrammingError):  # another worker created it meanwhile
-                    pass
-    if added:
-        logger.info("database upgraded: added columns %s", ", ".join(added))
-    if "review_items" in existing_tables:
-        with engine.begin() as conn:
-            rows = conn.execute(select(ReviewItem.id, ReviewItem.text_masked).where(ReviewItem.text_hash.is_(None))).all()
-            for rid, masked in rows:
-                conn.execute(update(ReviewItem).where(ReviewItem.id == rid).values(text_hash=text_hash(masked)))
-            if "review_decisions" not in existing_tables and inspect(conn).has_table("review_decisions"):  # just created: the history starts with the decisions made before the upgrade
-                _history_from_decided(conn)
-    return added
-
-
-def _history_from_decided(conn) -> None:
-    """One ``review_decisions`` row per review item decided before the history table existed (the
-    reviewer is what ``decided_by`` recorded); items already in the history are skipped."""
-    known = select(ReviewDecision.review_id)
-    decided = conn.execute(
-        select(ReviewItem.id, ReviewItem.decided_by, ReviewItem.decision, ReviewItem.decided_channel, ReviewItem.decided_department,
-               ReviewItem.department, ReviewItem.comment, ReviewItem.decided_at)
-        .where(ReviewItem.status == DECIDED, ReviewItem.decided_at.is_not(None), ReviewItem.id.not_in(known))
-    ).all()
-    for rid, by, decision, channel, department, suggested, comment, at in decided:
-        conn.execute(ReviewDecision.__table__.insert().values(
-            review_id=rid, reviewer=(by or "anonymous")[:64], decided_by=by, decision=decision or "confirm", channel=channel,
-            department=department, suggested_department=suggested, how="single", comment=comment, decided_at=at,
-        ))
 
 
 def make_engine(url: str, timeout_s: float = 3.0) -> Engine:

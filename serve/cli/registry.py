@@ -166,9 +166,11 @@ def export_reviews(
     out: Path = typer.Option(..., "--out", help="File to write: .jsonl or .csv (by the suffix)"),
     database_url: Optional[str] = typer.Option(None, "--database-url", help="Database to read (default HOTLINE_DATABASE_URL, sqlite:///hotline.db)"),
 ) -> None:
-    """Decided reviews, contradicting feedback and written-back transfer orders as labelled, masked rows
-    for `hotline retrain --new-data`. A call with a written-back order gets the department that
-    actually handled it (source write_back), over a review or feedback of the same call."""
+    """Decided reviews, contradicting feedback, three-way consults, and written-back and returned transfer
+    orders as labelled, masked rows for `hotline retrain --new-data`. A call with a written-back order
+    gets the department that actually handled it (source write_back); a returned order that names a
+    department of the sending line gets that one (source returned); either wins over a consult, review
+    or feedback of the same call, and a later write-back wins over a return."""
     _setup_logging(False)
     from collections import Counter
 
@@ -176,10 +178,11 @@ def export_reviews(
     from sqlalchemy.exc import SQLAlchemyError
 
     from serve.config import get_settings
-    from serve.db import Database, add_missing_columns
+    from serve.db import Database
+    from serve.migrations import MigrationError
     from serve.reviews_store import labelled_rows, write_labelled_rows
-    from serve.transfers.store import written_back_rows
-    from serve.transfers.tables import TransferOrder
+    from serve.transfers.consults import with_consult_rows
+    from serve.transfers.labels import with_order_rows
 
     with _user_errors():
         if out.suffix.lower() not in (".jsonl", ".csv"):
@@ -189,14 +192,15 @@ def export_reviews(
         if problem:
             raise ValueError(problem)
         try:
-            add_missing_columns(db.engine)  # a database the previous version wrote: its tables gain the new nullable columns
+            if not inspect(db.engine).has_table("review_items"):  # a mistyped URL must not become a new, empty database
+                raise ValueError("cannot read the review queue (no review_items table); is this the API's database?")
+            db.create_tables()  # a database an earlier version wrote is brought to the current schema first
             with db.session() as s:
                 rows = labelled_rows(s)
-                if inspect(db.engine).has_table(TransferOrder.__tablename__):  # a database from before transfer orders has none
-                    handled = written_back_rows(s)
-                    done = {r["call_id"] for r in handled}
-                    rows = sorted(handled + [r for r in rows if r["call_id"] is None or r["call_id"] not in done],
-                                  key=lambda r: r["decided_at"], reverse=True)
+                rows, unnamed = with_order_rows(s, rows)  # written-back and returned orders (serve.transfers.labels)
+                rows = with_consult_rows(s, db.engine, rows)  # three-way consult outcomes (source consult)
+        except MigrationError as exc:
+            raise ValueError(str(exc)) from None
         except SQLAlchemyError as exc:
             raise ValueError(f"cannot read the review queue ({type(exc).__name__}); is this the API's database?") from None
         finally:
@@ -204,5 +208,6 @@ def export_reviews(
         write_labelled_rows(rows, out)
     by_source = Counter(r["source"] for r in rows)
     typer.echo(f"wrote {len(rows)} labelled rows to {out} ({by_source['review']} from decided reviews, {by_source['feedback']} from contradicting feedback, "
-               f"{by_source['write_back']} from written-back transfers)")
+               f"{by_source['write_back']} from written-back transfers, {by_source['consult']} from three-way consults, "
+               f"{by_source['returned']} from returned transfers); {unnamed} returns named no department (not exported)")
     typer.echo(f"retrain with: hotline retrain --base-data data/corpus/train.jsonl --new-data {out} --test-data TEST --out DIR")

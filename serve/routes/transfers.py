@@ -98,6 +98,24 @@ def _unavailable(metrics, what: str) -> HTTPException:
     return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"数据库暂不可用：未能{what}，请重试")
 
 
+def _check_sender_department(request: Request, db, order_id: int, visible_to: str | None, department: str) -> None:
+    """422 (in Chinese) when a model is served and ``department`` is not one of its departments on the
+    order's sending line (a return or close names where the matter belongs on the sending side)."""
+    served = request.app.state.models.current
+    if served is None:
+        return
+    line = get_order(db, order_id, visible_to=visible_to)[0].from_line  # OrderNotFound: 404 as for the step itself
+    db.rollback()  # end the read: the step opens its own transaction
+    tax = served.router.taxonomy
+    if department not in tax:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"department：“{department}”不是当前分类中的部门；派出方 {line} 的部门有：{'、'.join(tax.codes_for(line)) or '（无）'}")
+    if tax.channel_of(department) != line:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"department：“{department}”属于 {tax.channel_of(department)}，不是派出方 {line} 的部门；"
+                            f"退回或办结时请填写派出方的部门：{'、'.join(tax.codes_for(line)) or '（无）'}")
+
+
 def _check_department(request: Request, field: str, department: str) -> None:
     """422 when a model is served and ``department`` is not in its taxonomy."""
     served = request.app.state.models.current
@@ -125,7 +143,7 @@ def create(body: TransferCreate, caller: CallerDep, db: DbDep, metrics: MetricsD
         order, created = create_order(
             db, call_id=body.call_id, from_line=body.from_line, to_line=body.to_line, department=body.department, urgency=body.urgency,
             summary=body.summary, decision=body.decision.model_dump(exclude_none=True), model_version=body.model_version,
-            actor=actor(caller.principal, body.operator), limit_min=caller.settings.transfer_limits_min.get(body.urgency, 1440.0),
+            actor=actor(caller.principal, body.operator), limit_min=caller.settings.transfer_limits.minutes(body.urgency, body.department),
             notify=enqueuer(caller.settings.partner_urls),
         )
         if caller.visible_to is not None and caller.visible_to not in (order.from_line, order.to_line):
@@ -171,17 +189,21 @@ def one(order_id: OrderId, caller: CallerDep, db: DbDep, metrics: MetricsDep) ->
                         422: {"model": ErrorOut}, **ERRORS})
 def take_step(order_id: OrderId, action: StepAction, caller: CallerDep, db: DbDep, metrics: MetricsDep, request: Request,
               body: Annotated[TransferStep | None, Body()] = None):
-    """``accept``, ``return`` (``reason``), ``handle``, ``write_back`` (``result``, ``handled_department``)
-    by the receiving line; ``close`` and ``resend`` by the sending line. Answers the order with its
+    """``accept``, ``return`` (``reason``; optional ``department`` of the sending line), ``handle``,
+    ``write_back`` (``result``, ``handled_department``) by the receiving line; ``close`` (of a returned
+    order: optional ``department`` of the sending line) and ``resend`` by the sending line. Answers the order with its
     history once the step is committed."""
     if action == "write_back" and body is not None and body.handled_department:
         _check_department(request, "handled_department", body.handled_department)
     settings = caller.settings
     body = body or TransferStep()
     try:
+        if body.department is not None and action in ("return", "close"):
+            _check_sender_department(request, db, order_id, caller.visible_to, body.department)
         order = step(db, order_id=order_id, action=action, line=caller.line, actor=actor(caller.principal, body.operator),
-                     reason=body.reason, result=body.result, handled_department=body.handled_department, visible_to=caller.visible_to,
-                     limits_min=settings.transfer_limits_min, notify=enqueuer(settings.partner_urls))
+                     reason=body.reason, result=body.result, handled_department=body.handled_department, department=body.department,
+                     visible_to=caller.visible_to,
+                     limits=settings.transfer_limits, notify=enqueuer(settings.partner_urls))
         order, events = get_order(db, order.id)
     except OrderNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"没有编号为 {order_id} 的工单") from None

@@ -1,7 +1,8 @@
 // Call-taker page: routes the summary as it is typed (debounced previews), shows the suggestion,
 // reasons, alternatives, lines to link in and transfer advice; records the final decision.
-// 一键转接 records the transfer as the call's final routing (POST /v1/route + /v1/feedback: the API has
-// no separate transfer endpoint) and copies a transfer slip; 下一个来电 (Alt+N) clears the page.
+// 一键转接 creates a transfer order (POST /v1/transfers, orders.js), records the transfer as the call's
+// final routing (POST /v1/route + /v1/feedback) and copies a transfer slip; on a 三方通话 decision the
+// banner holds the consult form (orders.js); 下一个来电 (Alt+N) clears the page.
 // Plain JavaScript, no build step. All server text is inserted with textContent (never as HTML).
 "use strict";
 
@@ -142,6 +143,7 @@ function render(d) {
   tr.hidden = !d.transfer;
   tr.disabled = false;
   tr.textContent = d.transfer ? "一键转接 " + d.transfer.to_line : "一键转接";
+  showConsult(d);
 
   const ch = $("channel");
   ch.textContent = d.channel;
@@ -262,7 +264,9 @@ function transferSlip(d, text) {
   return lines.join("\n");
 }
 
-// 一键转接: record the call as routed to the other line, copy the slip, and confirm on the page.
+// 一键转接: create the transfer order, record the call as routed to the other line, copy the slip, and
+// confirm on the page. On an error nothing typed is lost and the button stays: a retry with the same
+// call_id returns the same order (and the same feedback).
 async function transfer() {
   const d = last;
   const text = $("summary").value;
@@ -274,10 +278,20 @@ async function transfer() {
   const copied = await copyText(slip);
   $("transfer").disabled = true;
   $("action-status").textContent = "转接中…";
+  let order;
+  try {
+    order = await createTransferOrder(d, text, callId);
+  } catch (e) {
+    $("action-status").textContent = orderError(e, "转办工单");
+    $("transfer").disabled = false;
+    return;
+  }
+  showOrder(order);
   const fb = await record(d.department, t.to_line);
   if (!fb) { $("transfer").disabled = false; return; }
   $("transfer").textContent = "已转接 " + t.to_line + " ✓";
-  $("action-status").textContent = "已转接至 " + t.to_line_name + "并记录；" + (copied ? "转接单已复制" : "复制失败，请手动复制下方转接单");
+  $("action-status").textContent = "已转接至 " + t.to_line_name + "并记录，转办工单 #" + order.id + "（" + order.state_name + "）；"
+    + (copied ? "转接单已复制" : "复制失败，请手动复制下方转接单");
 }
 
 // 联动 119/120/122: say which line to bring in and what to tell it.
@@ -303,6 +317,7 @@ function nextCall() {
   $("result").hidden = true;
   for (const id of ["slip", "link-detail"]) { $(id).hidden = true; $(id).textContent = ""; }
   $("action-status").textContent = "";
+  resetOrders();
   showError("");
   $("summary").focus();
 }
@@ -332,6 +347,7 @@ function setup() {
     if (opt) finish(opt.value, opt.dataset.channel);
   });
   $("transfer").addEventListener("click", transfer);
+  setupConsult();
   $("next-call").addEventListener("click", nextCall);
   document.addEventListener("keydown", (e) => {
     if (e.altKey && !e.ctrlKey && !e.metaKey && !e.isComposing && e.code === "KeyN") { e.preventDefault(); nextCall(); }

@@ -8,6 +8,10 @@ timeout, 5xx) schedules the next attempt after ``outbox_backoff_s × 2^(attempts
 most ``outbox_backoff_max_s``. A notice is claimed before it is sent (a conditional ``UPDATE`` on
 its ``next_attempt_at``), so several worker processes never send the same notice at once; should
 an answer be lost after the partner got the notice, the repeat carries the same key.
+
+Delivered notices are kept ``outbox_keep_days`` (30) and then deleted (:func:`prune_delivered`, by
+the same task once an hour and by ``hotline db prune-outbox``); a notice not yet delivered is never
+deleted, however old.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -27,6 +31,7 @@ from serve.transfers.tables import OutboxNotice, TransferEvent, TransferOrder
 logger = logging.getLogger(__name__)
 BATCH = 50  # notices sent per pass
 CLAIM_S = 60.0  # a claimed notice is left alone this long by other workers (longer than one attempt)
+PRUNE_EVERY_S = 3600.0  # how often the task deletes delivered notices past outbox_keep_days
 
 
 def notice_payload(order: TransferOrder, event: TransferEvent) -> dict:
@@ -105,14 +110,28 @@ def deliver_due(db: Database, partner_urls: dict[str, str], *, base_s: float, ma
     return delivered, failed
 
 
+def prune_delivered(db: Database, keep_days: float, now: datetime | None = None) -> int:
+    """Delete the notices delivered more than ``keep_days`` days before ``now``; returns how many.
+    Undelivered notices stay, whatever their age."""
+    cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=keep_days)
+    with db.session() as s, s.begin():
+        return s.execute(delete(OutboxNotice).where(OutboxNotice.delivered_at.is_not(None), OutboxNotice.delivered_at < cutoff)
+                         .execution_options(synchronize_session=False)).rowcount
+
+
 async def run(db: Database, settings, ready=lambda: True, metrics=None) -> None:
-    """The lifespan's task: every ``outbox_poll_s``, send what is due (in a worker thread)."""
-    if not settings.partner_urls:
-        return
+    """The lifespan's task: every ``outbox_poll_s``, send what is due (in a worker thread); once an
+    hour (and at start), delete delivered notices older than ``outbox_keep_days``."""
+    pruned_at = float("-inf")
     with httpx.Client() as client:
         while True:
             try:
-                if ready():
+                if ready() and asyncio.get_running_loop().time() - pruned_at >= PRUNE_EVERY_S:
+                    pruned_at = asyncio.get_running_loop().time()  # a failed prune waits for the next hour too
+                    n = await run_in_threadpool(prune_delivered, db, settings.outbox_keep_days)
+                    if n:
+                        logger.info("delivered notices pruned", extra={"fields": {"event": "outbox_pruned", "deleted": n}})
+                if ready() and settings.partner_urls:
                     delivered, failed = await run_in_threadpool(
                         deliver_due, db, settings.partner_urls, base_s=settings.outbox_backoff_s, max_s=settings.outbox_backoff_max_s,
                         timeout_s=settings.outbox_timeout_s, client=client)

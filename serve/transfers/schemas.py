@@ -49,14 +49,20 @@ class TransferCreate(_In):
 
 
 class TransferStep(_In):
-    """One step. ``return`` needs ``reason``; ``write_back`` needs ``result`` and ``handled_department``."""
+    """One step. ``return`` needs ``reason`` (and may name the sending line's ``department``); ``write_back``
+    needs ``result`` and ``handled_department``; ``close`` of a returned order may name ``department``."""
 
     model_config = {"extra": "forbid", "json_schema_extra": {"examples": [
         {"operator": "110-0032"}, {"reason": "不属于公安职责，请转住建部门", "operator": "110-0032"},
-        {"result": "已到场处置，燃气公司已关阀", "handled_department": "utilities", "operator": "110-0032"}]}}
+        {"result": "已到场处置，燃气公司已关阀", "handled_department": "utilities", "operator": "110-0032"},
+        {"reason": "噪音扰民属城管职责", "department": "urban_management", "operator": "110-0032"}]}}
     reason: Text | None = Field(None, description="Why (return; optional on resend)")
     result: Text | None = Field(None, description="What was done (write_back)")
     handled_department: str | None = Field(None, min_length=1, max_length=128, description="The department that actually handled it (write_back)")
+    department: str | None = Field(None, min_length=1, max_length=128, description=(
+        "return (optional): the department of the SENDING line that should take the matter; close of a returned order (optional): "
+        "the sending line's department that handled it. A department of the served taxonomy on the sending line's channel; "
+        "becomes a labelled row for `hotline export-reviews` (source returned)"))
     operator: str | None = Field(None, max_length=32, description="The acting person's own id")
 
 
@@ -110,3 +116,134 @@ class TransferConflict(BaseModel):
     state: State
     state_name: str
     allowed_actions: list[str]
+
+
+# -- Supervision (GET /v1/transfers/supervision) ----------------------------------------------------
+class Count(BaseModel):
+    key: str = Field(..., description="The department or urgency code")
+    name: str | None = Field(None, description="Its Chinese name, where the server knows one (urgency)")
+    count: int
+
+
+class OverdueOrder(BaseModel):
+    id: int
+    call_id: str
+    from_line: str
+    to_line: str
+    direction: str = Field(..., examples=["12345→110"])
+    department: str
+    urgency: Urgency
+    urgency_name: str
+    state: State
+    state_name: str
+    waiting_line: str = Field(..., description="The line whose turn it is: the receiver, or the sender for a returned order")
+    created_at: datetime
+    due_at: datetime
+    minutes_overdue: float
+
+
+class Overdue(BaseModel):
+    total: int
+    by_department: list[Count]
+    by_urgency: list[Count]
+    items: list[OverdueOrder] = Field(..., description="Most overdue first (at most `limit`)")
+
+
+class ReasonCount(BaseModel):
+    reason: str = Field(..., description="As the receiving side wrote it (masked)")
+    count: int
+
+
+class ReturnedOrder(BaseModel):
+    order_id: int
+    call_id: str
+    from_line: str
+    to_line: str
+    direction: str
+    department: str
+    reason: str
+    named_department: str | None = Field(None, description="The sending line's department the return named, if any")
+    by_line: str
+    at: datetime
+    state: State = Field(..., description="The order's state now")
+    state_name: str
+
+
+class Returns(BaseModel):
+    total: int
+    by_reason: list[ReasonCount]
+    by_department: list[Count]
+    latest: list[ReturnedOrder] = Field(..., description="Newest first")
+
+
+class Direction(BaseModel):
+    from_line: str
+    to_line: str
+    label: str = Field(..., examples=["12345→110"])
+    total: int
+
+
+class DayVolume(BaseModel):
+    day: str = Field(..., description="YYYY-MM-DD at utc_offset_h", examples=["2026-12-06"])
+    counts: list[int] = Field(..., description="Orders sent that day, one per direction (in `directions` order)")
+    total: int
+
+
+class DepartmentVolume(BaseModel):
+    key: str = Field(..., description="The department")
+    counts: list[int] = Field(..., description="One per direction (in `directions` order)")
+    total: int
+
+
+class Volumes(BaseModel):
+    directions: list[Direction]
+    by_day: list[DayVolume] = Field(..., description="Every day of the window, oldest first (zeros included)")
+    by_department: list[DepartmentVolume] = Field(..., description="Most orders first")
+
+
+class ConsultDay(BaseModel):
+    day: str = Field(..., description="YYYY-MM-DD at utc_offset_h")
+    agreed: int = Field(..., description="Outcomes the lines agreed on")
+    still_unclear: int = Field(..., description="Default outcomes: still unclear, the first line keeps the call")
+    kept: list[int] = Field(..., description="Calls kept, one count per line (in `lines` order)")
+    total: int
+
+
+class LatestConsult(BaseModel):
+    id: int
+    call_id: str
+    at: datetime
+    outcome: Literal["agreed", "still_unclear"]
+    from_line: str = Field(..., description="The first line (首接方)")
+    with_line: str
+    kept_by_line: str
+    agreed_by: str | None = Field(None, description="Who on the other line agreed (masked)")
+    reason: str = Field(..., description="Masked")
+    department: str | None
+    transfer_order_id: int | None
+
+
+class Consults(BaseModel):
+    """Three-way consults (三方通话) recorded in the window."""
+
+    total: int
+    by_outcome: dict[str, int] = Field(..., description="agreed, still_unclear", examples=[{"agreed": 3, "still_unclear": 1}])
+    lines: list[str] = Field(..., description="The lines that can keep a call, the columns of by_day[].kept")
+    by_line: list[Count] = Field(..., description="Calls kept by each line (in `lines` order)")
+    by_day: list[ConsultDay] = Field(..., description="Every day of the window, oldest first (zeros included)")
+    latest: list[LatestConsult] = Field(..., description="Newest first")
+
+
+class SupervisionOut(BaseModel):
+    """跟踪督办: overdue orders now; returns, volumes and three-way consults in the last ``days`` days."""
+
+    now: datetime
+    since: datetime = Field(..., description="Start of the window: local midnight days-1 days ago (UTC)")
+    days: int
+    utc_offset_h: int
+    limits: dict[str, Any] = Field(..., description="The time limits in force (minutes): 110_first, normal, departments")
+    limits_unknown_departments: list[str] = Field(..., description="Departments of the limits file that the served taxonomy does not have (a typo?)")
+    overdue: Overdue
+    returns: Returns
+    volumes: Volumes
+    consults: Consults

@@ -39,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from data.masking import mask_pii
+from serve.transfers.limits import TransferLimits
 from serve.transfers.tables import TransferEvent, TransferOrder
 
 SENT, ACCEPTED, RETURNED, HANDLED, WRITTEN_BACK, CLOSED = "sent", "accepted", "returned", "handled", "written_back", "closed"
@@ -109,33 +110,45 @@ def create_order(session: Session, *, call_id: str, from_line: str, to_line: str
     """Create an order in state ``sent`` (its ``create`` event and notice in the same transaction);
     returns (order, True). An order with this ``call_id`` already there is returned as it is:
     (order, False), also when another request created it a moment earlier."""
-    now = datetime.now(timezone.utc)
-    order = TransferOrder(call_id=call_id, from_line=from_line, to_line=to_line, department=department, urgency=urgency,
-                          summary_masked=mask_pii(summary), decision=decision, model_version=model_version, state=SENT, seq=1,
-                          created_by=actor, created_at=now, updated_at=now, due_at=now + timedelta(minutes=limit_min))
     try:
         with session.begin():
-            existing = session.scalar(select(TransferOrder).where(TransferOrder.call_id == call_id))
-            if existing is not None:
-                return existing, False
-            session.add(order)
-            session.flush()
-            _event(session, order, action="create", from_state=None, line=from_line, actor=actor, detail={}, at=now, notify=notify)
+            return add_order(session, call_id=call_id, from_line=from_line, to_line=to_line, department=department, urgency=urgency,
+                             summary=summary, decision=decision, model_version=model_version, actor=actor, limit_min=limit_min, notify=notify)
     except IntegrityError:  # a concurrent create with the same call_id won
         found = session.scalar(select(TransferOrder).where(TransferOrder.call_id == call_id))
         if found is None:
             raise
         return found, False
+
+
+def add_order(session: Session, *, call_id: str, from_line: str, to_line: str, department: str, urgency: str, summary: str,
+              decision: dict[str, Any], model_version: str | None, actor: str, limit_min: float,
+              notify: Notify | None = None) -> tuple[TransferOrder, bool]:
+    """:func:`create_order` inside the caller's own transaction (e.g. with the consult that decided
+    the transfer, :mod:`serve.transfers.consults`): the caller commits, and handles the
+    ``IntegrityError`` of a concurrent create with the same ``call_id``."""
+    existing = session.scalar(select(TransferOrder).where(TransferOrder.call_id == call_id))
+    if existing is not None:
+        return existing, False
+    now = datetime.now(timezone.utc)
+    order = TransferOrder(call_id=call_id, from_line=from_line, to_line=to_line, department=department, urgency=urgency,
+                          summary_masked=mask_pii(summary), decision=decision, model_version=model_version, state=SENT, seq=1,
+                          created_by=actor, created_at=now, updated_at=now, due_at=now + timedelta(minutes=limit_min))
+    session.add(order)
+    session.flush()
+    _event(session, order, action="create", from_state=None, line=from_line, actor=actor, detail={}, at=now, notify=notify)
     return order, True
 
 
 def step(session: Session, *, order_id: int, action: str, line: str, actor: str, reason: str | None = None,
-         result: str | None = None, handled_department: str | None = None, limits_min: dict[str, float] | None = None,
-         visible_to: str | None = None, notify: Notify | None = None) -> TransferOrder:
+         result: str | None = None, handled_department: str | None = None, department: str | None = None,
+         limits: TransferLimits | None = None, visible_to: str | None = None, notify: Notify | None = None) -> TransferOrder:
     """Take one step for ``line``'s side; returns the order after it (committed).
 
     ``return`` needs ``reason``; ``write_back`` needs ``result`` and ``handled_department``; texts
-    are masked. ``resend`` restarts the time limit (``limits_min`` per urgency). Raises :class:`OrderNotFound`
+    are masked. ``department`` (optional, kept in the step's event ``detail``): on ``return``, the
+    department of the *sending* line that should take the matter; on ``close`` of a returned order,
+    the sending line's department that handled it (the caller checks it against the taxonomy). ``resend`` restarts the time limit (``limits``: the order's urgency and department). Raises :class:`OrderNotFound`
     (also when ``visible_to`` is given and the order is not that line's) and :class:`InvalidStep`.
     """
     if action not in STEPS:
@@ -145,6 +158,8 @@ def step(session: Session, *, order_id: int, action: str, line: str, actor: str,
         raise ValueError("退回须说明原因 (reason)")
     if action == "write_back" and not (result and result.strip() and handled_department):
         raise ValueError("反馈回写须填写处置结果 (result) 和实际承办部门 (handled_department)")
+    if department is not None and action not in ("return", "close"):
+        raise ValueError("department 只能在退回 (return) 或办结退回的工单 (close) 时填写")
     with session.begin():
         order = session.get(TransferOrder, order_id, populate_existing=True)
         if order is None or (visible_to is not None and visible_to not in (order.from_line, order.to_line)):
@@ -154,6 +169,8 @@ def step(session: Session, *, order_id: int, action: str, line: str, actor: str,
             raise InvalidStep(order, f"{label}（只有{SIDE_NAMES[side]}可以{ACTION_NAMES[action]}）")
         if order.state not in froms:
             raise InvalidStep(order, label)
+        if action == "close" and department is not None and order.state != RETURNED:
+            raise ValueError("department 只能在办结已退回的工单时填写（已回写的工单以回写的实际承办部门为准）")
         now = datetime.now(timezone.utc)
         values: dict[str, Any] = dict(state=to_state, seq=order.seq + 1, updated_at=now)
         detail: dict[str, Any] = {}
@@ -161,11 +178,13 @@ def step(session: Session, *, order_id: int, action: str, line: str, actor: str,
             detail["reason"] = mask_pii(reason.strip())
         if action == "return":
             values["return_reason"] = detail["reason"]
+        if department is not None:
+            detail["department"] = department
         if action == "write_back":
             detail.update(result=mask_pii(result.strip()), handled_department=handled_department)
             values.update(result=detail["result"], handled_department=handled_department)
-        if action == "resend" and limits_min and order.urgency in limits_min:
-            values["due_at"] = now + timedelta(minutes=limits_min[order.urgency])
+        if action == "resend" and limits is not None:
+            values["due_at"] = now + timedelta(minutes=limits.minutes(order.urgency, order.department))
         stmt = (update(TransferOrder).where(TransferOrder.id == order_id, TransferOrder.seq == order.seq)
                 .values(**values).execution_options(synchronize_session=False))
         if session.execute(stmt).rowcount != 1:  # another step landed since we read the order

@@ -1,7 +1,7 @@
 """The transfer-order tables, on the same metadata (and database) as the review queue.
 
-Importing this module registers them, so :meth:`serve.db.Database.create_tables` creates them
-(the app imports it through its routes). Every text stored here is masked.
+The schema revisions (:mod:`serve.migrations`) create them; a change here needs a revision (see
+"How to add a table" there). Every text stored here is masked.
 
 ``transfer_orders``
     One row per order (unique ``call_id``): where from and to, the department, urgency, the masked
@@ -55,7 +55,8 @@ class TransferEvent(Base):
     """One step of one order (append-only)."""
 
     __tablename__ = "transfer_events"
-    __table_args__ = (UniqueConstraint("order_id", "seq", name="uq_transfer_events_order_seq"),)
+    __table_args__ = (UniqueConstraint("order_id", "seq", name="uq_transfer_events_order_seq"),
+                      Index("ix_transfer_events_action_at", "action", "at"))  # supervision: returns and volumes in a window
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("transfer_orders.id"), index=True)

@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -170,3 +172,14 @@ def database_url(request, tmp_path):
         pytest.skip(PG_SKIP)
     with postgres_schema() as (_, url):
         yield url
+
+
+def run_export_reviews(tmp_path: Path, url: str) -> tuple[str, list[dict]]:
+    """``hotline export-reviews`` run as a process on ``url`` (no HOTLINE_* variables of the test run):
+    its stdout and the rows it wrote to ``tmp_path/export.jsonl``."""
+    out = tmp_path / "export.jsonl"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    r = subprocess.run([sys.executable, "-m", "serve.cli", "export-reviews", "--out", str(out), "--database-url", url],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout, [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]

@@ -3,16 +3,13 @@ orders as labelled rows: masked text, the department that actually handled the c
 write_back; such a row wins over the call-taker's feedback on the same call."""
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from data.loading import load_records
 from serve.db import Database
 from serve.store import RoutedText, record_feedback, record_routes
 from serve.transfers.store import create_order, step
+from tests.serve.conftest import run_export_reviews
 from tests.serve.test_export_reviews import PHONE, decision
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,15 +43,10 @@ def test_written_back_orders_are_exported_as_labelled_rows(tmp_path):
     _order(db, "w4", "119", ["accept", "handle", "write_back"])  # a line the model does not route to
     db.dispose()
 
-    out = tmp_path / "export.jsonl"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "serve.cli", "export-reviews", "--out", str(out), "--database-url", url],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert "wrote 3 labelled rows" in r.stdout and "1 from contradicting feedback, 2 from written-back transfers" in r.stdout
-    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    stdout, rows = run_export_reviews(tmp_path, url)
+    assert "wrote 3 labelled rows" in stdout and "1 from contradicting feedback, 2 from written-back transfers" in stdout
     assert {x["call_id"]: (x["department"], x["channel"], x["source"]) for x in rows} == {
         "w1": ("police_public_order", "110", "write_back"), "w2": ("utilities", "12345", "write_back"), "f1": ("convenience", "12345", "feedback")}
     assert all(PHONE not in x["text"] for x in rows) and all("[手机号]" in x["text"] for x in rows if x["source"] == "write_back")
-    loaded = load_records(out, channel_column="channel")  # what `hotline retrain --new-data` reads
+    loaded = load_records(tmp_path / "export.jsonl", channel_column="channel")  # what `hotline retrain --new-data` reads
     assert len(loaded.records) == 3 and not loaded.errors

@@ -27,9 +27,10 @@ def h(key: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def srv(start_server, tiny_model_dir):
-    return start_server(model_dir=tiny_model_dir, api_keys=KEYS, transfer_lines="110,12345,119",
-                        transfer_limits_min={"110_first": 0.01, "normal": 1440})
+def srv(start_server, tiny_model_dir, tmp_path_factory):
+    limits = tmp_path_factory.mktemp("limits") / "limits.json"
+    limits.write_text(json.dumps({"110_first": 0.01, "normal": 1440}))
+    return start_server(model_dir=tiny_model_dir, api_keys=KEYS, transfer_lines="110,12345,119", transfer_limits_path=limits)
 
 
 def new_order(srv, *, key=CT, from_line="12345", to_line="110", urgency="normal", **extra) -> dict:
