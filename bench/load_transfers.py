@@ -36,6 +36,7 @@ import multiprocessing as mp
 import os
 import random
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -286,17 +287,20 @@ def main(argv: list[str] | None = None) -> int:
     texts = [r["text"] for r in rows]
     run_id = uuid.uuid4().hex[:6]
     results = []
-    with database(args.database_url, work) as (db_url, db_what):
-        env = {"HOTLINE_MODEL_DIR": str(model_dir), "HOTLINE_DATABASE_URL": db_url, "HOTLINE_REGISTRY_DIR": str(work / "models"),
-               "HOTLINE_API_KEYS": f"{CT_KEY}:call_taker,{PARTNER_KEY}:partner@{PARTNER}", "HOTLINE_HOME_LINE": HOME,
-               **{"HOTLINE_" + k.upper(): v for k, v in (x.split("=", 1) for x in args.setting)}}
-        with hotline_server(work / "server", env, workers=args.workers) as (url, pid):
-            asyncio.run(transfer_load(url, rows, min(args.clients, 4), 2.0, 0.0, args.return_share, f"{run_id}w"))  # warm-up
-            for name in ["baseline", *[s.strip() for s in args.scenarios.split(",") if s.strip()]]:
-                results.append(run_phase(url, pid, rows, texts, args, name, run_id))
-            closed = {k: v for r in results if r["tally"] for k, v in r["tally"].closed.items()}
-            good, checked = check_histories(url, closed)
-            model_version = httpx.get(url + "/health").json().get("model_version")
+    try:
+        with database(args.database_url, work) as (db_url, db_what):
+            env = {"HOTLINE_MODEL_DIR": str(model_dir), "HOTLINE_DATABASE_URL": db_url, "HOTLINE_REGISTRY_DIR": str(work / "models"),
+                   "HOTLINE_API_KEYS": f"{CT_KEY}:call_taker,{PARTNER_KEY}:partner@{PARTNER}", "HOTLINE_HOME_LINE": HOME,
+                   **{"HOTLINE_" + k.upper(): v for k, v in (x.split("=", 1) for x in args.setting)}}
+            with hotline_server(work / "server", env, workers=args.workers) as (url, pid):
+                asyncio.run(transfer_load(url, rows, min(args.clients, 4), 2.0, 0.0, args.return_share, f"{run_id}w"))  # warm-up
+                for name in ["baseline", *[s.strip() for s in args.scenarios.split(",") if s.strip()]]:
+                    results.append(run_phase(url, pid, rows, texts, args, name, run_id))
+                closed = {k: v for r in results if r["tally"] for k, v in r["tally"].closed.items()}
+                good, checked = check_histories(url, closed)
+                model_version = httpx.get(url + "/health").json().get("model_version")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # its database, server log and registry
 
     print(f"server: hotline serve --workers {args.workers} (uvicorn, auth on{''.join(', ' + x for x in args.setting)}), {db_what}; model {model_version} ({what}); "
           f"{os.cpu_count()} cores shared with the clients (load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)")

@@ -38,6 +38,7 @@ def test_load_transfers_moves_orders_through_their_life_cycle_without_errors(tmp
     m = re.search(r"history check: (\d+) of (\d+) closed orders", r.stdout)
     assert m and m.group(1) == m.group(2) and int(m.group(2)) > 0, r.stdout
     assert "error " not in r.stdout
+    assert not any(p.name.startswith("hotline-transfers-") for p in tmp_path.iterdir())  # its work folder is deleted
 
 
 def test_retrain_writebacks_closes_the_loop_on_the_shipped_corpus(tmp_path):
