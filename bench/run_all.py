@@ -33,6 +33,8 @@ BENCHES = (
     Bench("linear", ("bench.linear_benchmarks",)),
     Bench("retrain-haikou", ("bench.retrain_haikou",), (SHARED / "haikou12345" / "dev.csv",)),
     Bench("api-load", ("bench.load_api", "--duration", "20")),
+    Bench("transfers-load", ("bench.load_transfers", "--seconds", "20", "--baseline-seconds", "20")),
+    Bench("retrain-writebacks", ("bench.retrain_writebacks",), (SHARED / "haikou12345" / "dev.csv",)),
     Bench("transformer-corpus", ("bench.transformer_corpus", "--param", "num_layers=6"), (BASE_ZH,), True),
     Bench("transformer-speed", ("bench.transformer_speed",), (Path("bench/results/transformer-corpus/config.json"),), True),
     Bench("transformer-haikou", ("bench.transformer_real", "--dataset", "haikou", "--config", "6-layer-fast"),

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     outbox_timeout_s: float = Field(5.0, gt=0, description="How long one delivery attempt may take")
     host: str = "127.0.0.1"
     port: int = 8000
+    keep_alive_s: int = Field(65, gt=0, description="Seconds an idle HTTP connection stays open (uvicorn's keep-alive); longer than clients keep theirs (httpx 5 s, proxies up to 60 s), so a client never sends on a connection the server is closing at that moment")
     strip_boilerplate: bool = False
     access_log: bool = Field(False, description="uvicorn's access line per request (masked) besides the app's own JSON line per routed call")
 

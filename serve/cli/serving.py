@@ -35,4 +35,5 @@ def serve(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    uvicorn.run("serve.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info", access_log=s.access_log)
+    uvicorn.run("serve.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info", access_log=s.access_log,
+                timeout_keep_alive=s.keep_alive_s)
