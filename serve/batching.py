@@ -18,7 +18,9 @@ API answers 503: nothing was stored, the client splits the batch and retries).
 (:mod:`model.fallback`), a live request whose predicted wait for the slow model (the batch in flight
 plus the queue, :mod:`serve.budget`) would break the budget is answered by the fallback on the event
 loop instead; its decisions say so (``model_kind`` "linear (latency fallback)"). Every batch of the
-slow model is timed to correct the prediction.
+slow model is timed to correct the prediction; while the fallback answers, the slow model, when idle,
+scores a call in the background at most every ``PROBE_EVERY_S`` (answer discarded) so that a speed
+recorded on a busier machine cannot keep it out for good.
 
 Each request routes with the router it took when it started, so a hot reload never mixes models
 inside a request. If the model fails on a batch of several texts, each text is routed again on its
@@ -45,6 +47,7 @@ from model.router import Decision, Router
 from serve.budget import BatchCost, over_budget
 
 logger = logging.getLogger(__name__)
+PROBE_EVERY_S = 5.0  # while the fallback answers: how often an idle slow model is timed in the background
 
 
 def fell_back(router: Router, decision: Decision) -> bool:
@@ -117,6 +120,8 @@ class RouteBatcher:
         self.costs: weakref.WeakKeyDictionary[Router, BatchCost] = weakref.WeakKeyDictionary()  # per slow router
         self._inflight: dict[int, tuple[int, float]] = {}  # id(router) -> (texts, start) of its batch being scored
         self.latency_fallbacks = 0
+        self._last_probe: dict[int, float] = {}  # id(router) -> when its last background timing started
+        self._probes: set[asyncio.Task] = set()
         self._pending: list[_Job] = []
         self._task: asyncio.Task | None = None
         self._bulk_lock: asyncio.Lock | None = None
@@ -158,6 +163,30 @@ class RouteBatcher:
             if d.model_kind is not None:
                 d.model_kind = LATENCY_FALLBACK_KIND
         self.latency_fallbacks += len(decisions)
+        self._maybe_probe(router, texts)
+        return decisions
+
+    def _maybe_probe(self, router: Router, texts: list[str]) -> None:
+        """Time the slow model on ``texts`` in the background (answer discarded) when it is idle and
+        was not timed in the last :data:`PROBE_EVERY_S` seconds."""
+        now = time.perf_counter()
+        if id(router) in self._inflight or any(j.router is router for j in self._pending) or now - self._last_probe.get(id(router), -PROBE_EVERY_S) < PROBE_EVERY_S:
+            return
+        self._last_probe[id(router)] = now
+        task = asyncio.get_running_loop().create_task(self._timed_batch(router, texts))
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
+
+    async def _timed_batch(self, router: Router, texts: list[str]) -> list[Decision] | None:
+        """``route_texts`` of a slow router in a worker thread, marked in flight (the budget's
+        predictions wait for it) and timed (:meth:`serve.budget.BatchCost.observe`)."""
+        start = self._inflight[id(router)] = (len(texts), time.perf_counter())
+        try:
+            decisions = await anyio.to_thread.run_sync(route_texts, router, texts)
+        finally:
+            if self._inflight.get(id(router)) is start:
+                self._inflight.pop(id(router))
+        self.cost(router).observe(len(texts), time.perf_counter() - start[1])
         return decisions
 
     async def _route_bulk(self, router: Router, texts: list[str]) -> list[Decision]:
@@ -201,13 +230,8 @@ class RouteBatcher:
                         decisions = route_texts(router, texts)
                     elif router.fast:
                         decisions = await anyio.to_thread.run_sync(route_texts, router, texts)
-                    else:  # a slow model: time the batch, for the latency budget's predictions
-                        t0 = self._inflight[id(router)] = (len(texts), time.perf_counter())
-                        try:
-                            decisions = await anyio.to_thread.run_sync(route_texts, router, texts)
-                        finally:
-                            self._inflight.pop(id(router), None)
-                        self.cost(router).observe(len(texts), time.perf_counter() - t0[1])
+                    else:  # a slow model: timed, for the latency budget's predictions
+                        decisions = await self._timed_batch(router, texts)
                 except Exception as exc:  # a bug outside the model: fail these requests, keep serving
                     logger.exception("routing a batch of %d texts failed", len(texts))
                     for job in group:

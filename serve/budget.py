@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_SHARE = 0.8  # of the budget, for the model's wait; the rest is for HTTP, the rules, the thread hop and the answer
 DEFAULT_TAIL = 1.5  # p99 / p50 of one text when training recorded no speed
-EWMA = 0.2  # weight of the latest timed batch in the correction factor
+EWMA_UP, EWMA_DOWN = 0.5, 0.2  # weight of the latest timed batch in the correction factor: a slowdown is believed faster than a speed-up
 
 
 @dataclass
@@ -32,7 +32,7 @@ class BatchCost:
 
     ``single_s``: one text alone (p50); ``marginal_s``: each further text of a batch; ``tail``: p99 / p50
     of one text (1 to 3); ``factor``: how much slower than recorded this server is now, an exponentially
-    weighted mean of timed batches (:meth:`observe`). Unknown speed (``single_s`` None) predicts
+    weighted mean of timed batches (:meth:`observe`; a slowdown weighs 0.5, a speed-up 0.2). Unknown speed (``single_s`` None) predicts
     nothing until the first batch is timed.
     """
 
@@ -68,8 +68,9 @@ class BatchCost:
         if self.single_s is None:  # nothing recorded: assume every text costs what this batch's did
             self.single_s = self.marginal_s = seconds / n
         else:
-            base = self.single_s + (n - 1) * self.marginal_s
-            self.factor = min(20.0, max(0.05, (1 - EWMA) * self.factor + EWMA * seconds / base))
+            ratio = seconds / (self.single_s + (n - 1) * self.marginal_s)
+            w = EWMA_UP if ratio > self.factor else EWMA_DOWN
+            self.factor = min(20.0, max(0.05, (1 - w) * self.factor + w * ratio))
         self.observed += 1
 
 

@@ -76,7 +76,7 @@ def flood(router: Router, batcher: RouteBatcher, n: int = 60, every_s: float = 0
         return time.perf_counter() - t0, out
 
     async def go():
-        await asyncio.to_thread(time.sleep, 0)  # the loop's worker threads exist before the clock starts
+        await batcher.route(router, [TEXTS[0]])  # a server that has timed its model once (under this machine's load now)
         return await asyncio.gather(*(one(i) for i in range(n)))
 
     return asyncio.run(go())
@@ -101,7 +101,7 @@ def test_an_idle_server_answers_with_the_slow_model_within_budget(linear):
     router, clf = slow_router(linear)
     batcher = RouteBatcher(latency_budget_s=BUDGET)
     [(waited, [d])] = flood(router, batcher, n=1)
-    assert d.model_kind == "transformer" and batcher.latency_fallbacks == 0 and clf.batches == [1]
+    assert d.model_kind == "transformer" and batcher.latency_fallbacks == 0 and clf.batches == [1, 1]
     assert waited < BUDGET
 
 
@@ -111,7 +111,7 @@ def test_a_flood_falls_back_to_the_linear_model_and_every_call_stays_within_budg
     out = flood(router, batcher)
     kinds = [d.model_kind for _, [d] in out]
     assert kinds.count(LATENCY_FALLBACK_KIND) == batcher.latency_fallbacks > 0
-    assert kinds.count("transformer") == sum(clf.batches) > 1  # the slow model answered what fitted
+    assert 1 < kinds.count("transformer") <= sum(clf.batches)  # the slow model answered what fitted (and was timed when idle)
     assert max(w for w, _ in out) < BUDGET, sorted(round(w * 1000, 1) for w, _ in out)
     fell = next(d for _, [d] in out if d.model_kind == LATENCY_FALLBACK_KIND)
     assert fell.model_version == "transformer-fake" and fell.source in ("model", "override")
@@ -130,7 +130,7 @@ def test_unknown_speed_is_learnt_from_the_first_timed_batch(linear):
     router, clf = slow_router(linear, speed=False)
     batcher = RouteBatcher(latency_budget_s=BUDGET)
     flood(router, batcher, n=1)
-    assert 0.054 <= batcher.cost(router).single_s < 0.054 + 0.05
+    assert batcher.cost(router).single_s >= 0.054  # timed: the sleep is a floor
     out = flood(router, batcher)
     assert any(d.model_kind == LATENCY_FALLBACK_KIND for _, [d] in out)
     assert max(w for w, _ in out) < BUDGET / MODEL_SHARE  # learnt from one batch, no recorded tail: a looser bound
@@ -141,6 +141,29 @@ def test_measure_router_records_what_a_slow_router_costs(linear):
     speed = measure_router(router, TEXTS, n=6, batch=3)
     assert speed["texts"] == 6 and clf.batches == [1] * 9 + [3, 3]  # 3 warm-up routes, 6 timed, then two batches
     assert 54 <= speed["single_p50_ms"] <= speed["single_p99_ms"] and speed["batch_texts_per_s"] < 3 / 0.062
+
+
+def test_a_pessimistic_recorded_speed_is_corrected_by_background_timing(linear):
+    import serve.batching as batching
+
+    router, clf = slow_router(linear)
+    router.model.metrics["speed"] = {**router.model.metrics["speed"], "single_p50_ms": 1000.0, "single_p99_ms": 1200.0}  # a busy machine's
+    batcher = RouteBatcher(latency_budget_s=BUDGET)
+
+    async def calls(n: int):
+        out = []
+        for _ in range(n):  # one call-taker at a time: the model is idle between calls
+            out += await batcher.route(router, [TEXTS[0]])
+            await asyncio.sleep(0.12)  # the background timing finishes
+        return out
+
+    old, batching.PROBE_EVERY_S = batching.PROBE_EVERY_S, 0.0
+    try:
+        out = asyncio.run(calls(25))
+    finally:
+        batching.PROBE_EVERY_S = old
+    assert out[0].model_kind == LATENCY_FALLBACK_KIND and out[-1].model_kind == "transformer"
+    assert batcher.cost(router).observed >= 5
 
 
 def test_only_a_slow_model_with_recorded_fallback_thresholds_gets_a_fallback(linear):
