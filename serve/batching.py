@@ -173,9 +173,15 @@ class RouteBatcher:
         if id(router) in self._inflight or any(j.router is router for j in self._pending) or now - self._last_probe.get(id(router), -PROBE_EVERY_S) < PROBE_EVERY_S:
             return
         self._last_probe[id(router)] = now
-        task = asyncio.get_running_loop().create_task(self._timed_batch(router, texts))
+        task = asyncio.get_running_loop().create_task(self._probe(router, texts))
         self._probes.add(task)
         task.add_done_callback(self._probes.discard)
+
+    async def _probe(self, router: Router, texts: list[str]) -> None:
+        try:
+            await self._timed_batch(router, texts)
+        except Exception:  # a timing only: nobody waits for its answer
+            logger.exception("timing the slow model in the background failed")
 
     async def _timed_batch(self, router: Router, texts: list[str]) -> list[Decision] | None:
         """``route_texts`` of a slow router in a worker thread, marked in flight (the budget's
