@@ -9,9 +9,13 @@ import subprocess
 import sys
 
 
-def run_child(module: str, *args: str) -> dict:
-    """``python -m module *args`` → the JSON object of its last stdout line, or ``{"error": last stderr line}``."""
-    res = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True)
+def run_child(module: str, *args: str, env: dict | None = None) -> dict:
+    """``python -m module *args`` → the JSON object of its last stdout line, or ``{"error": last stderr line}``;
+    ``env``: variables added to this process's environment for the child."""
+    import os
+
+    res = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                         env=None if env is None else {**os.environ, **env})
     if res.returncode != 0:
         lines = res.stderr.strip().splitlines()
         return {"error": lines[-1] if lines else f"exit status {res.returncode}"}

@@ -13,10 +13,14 @@ Scenarios: ``closed`` (each client sends its next request as soon as it has an a
 server's capacity) and ``paced`` (each client waits ``--think-ms`` between requests: call-takers
 whose page sends a debounced request while they type).
 
-Prints the command, then one table: requests, rps, client-side latency p50/p90/p99/max, errors.
+Prints the command, then one table: requests, rps, client-side latency p50/p90/p99/max, errors, and
+the calls the linear fallback answered because a transformer's queue would have broken the latency
+budget (``hotline_latency_fallback_total`` of the worker that answered /metrics; ``--latency-budget-ms``
+sets ``HOTLINE_LATENCY_BUDGET_MS``, default the server's).
 
     python -m bench.load_api                        # 20 clients, 60 s per scenario
     python -m bench.load_api --duration 10 --workers 1,2 --scenarios closed --client httpx
+    python -m bench.load_api --model DIR --workers 1 --clients 8 --latency-budget-ms 50   # a transformer folder under its budget
 """
 from __future__ import annotations
 
@@ -166,6 +170,14 @@ def run_wrk(url: str, texts: list[str], clients: int, duration: float, think_ms:
     }
 
 
+def latency_fallbacks(url: str) -> float:
+    """``hotline_latency_fallback_total`` of the worker that answers (0 when absent)."""
+    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith("hotline_latency_fallback_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
 def serve_and_load(args, workers: int, model_dir: Path, texts: list[str], scenarios: list[str], client: str, work: Path, rows: list) -> dict:
     """Start ``hotline serve --workers N``, warm it up, run the scenarios, stop it. Returns /health."""
     port = free_port()
@@ -177,6 +189,8 @@ def serve_and_load(args, workers: int, model_dir: Path, texts: list[str], scenar
         PYTHONPATH=str(ROOT), HOTLINE_MODEL_DIR=str(model_dir), HOTLINE_DATABASE_URL=f"sqlite:///{run / 'bench.db'}",
         HOTLINE_REGISTRY_DIR=str(run / "models"), HOTLINE_API_KEYS=f"{KEY}:call_taker",
     )
+    if args.latency_budget_ms is not None:
+        env["HOTLINE_LATENCY_BUDGET_MS"] = str(args.latency_budget_ms)
     cmd = [sys.executable, "-m", "serve.cli", "serve", "--port", str(port), "--workers", str(workers)]
     log = open(run / "server.log", "w")
     proc = subprocess.Popen(cmd, cwd=run, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -194,10 +208,12 @@ def serve_and_load(args, workers: int, model_dir: Path, texts: list[str], scenar
         asyncio.run(run_load(url, texts, args.clients, 5.0, 0.0))  # warm-up: every worker, every code path
         for name in scenarios:
             think = args.think_ms if name == "paced" else 0.0
+            before = latency_fallbacks(url)
             if client == "wrk":
                 res = run_wrk(url, texts, args.clients, args.duration, think, run)
             else:
                 res = asyncio.run(run_load(url, texts, args.clients, args.duration, think))
+            res["fallbacks"] = latency_fallbacks(url) - before
             rows.append((workers, name if not think else f"paced ({think:g} ms think)", res))
         return httpx.get(url + "/health").json()
     finally:
@@ -215,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--client", choices=["auto", "wrk", "httpx"], default="auto", help="Load generator (auto: wrk when installed)")
     ap.add_argument("--think-ms", type=float, default=300.0, help="Pause between a client's requests in the paced scenario")
     ap.add_argument("--scenarios", default="closed,paced", help="Comma-separated: closed, paced")
+    ap.add_argument("--latency-budget-ms", type=float, help="HOTLINE_LATENCY_BUDGET_MS for the server (default: its own, 50)")
     args = ap.parse_args(argv)
     print("command: " + " ".join(shlex.quote(a) for a in [Path(sys.executable).name, "-m", "bench.load_api", *(argv if argv is not None else sys.argv[1:])]), flush=True)
 
@@ -236,10 +253,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"load: {args.clients} clients ({client}, same machine, {os.cpu_count()} cores shared with the server; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after), {args.duration:g} s per scenario, "
           f"POST /v1/route, {len(texts)} texts from {CORPUS_TEST.relative_to(ROOT) if CORPUS_TEST.exists() else 'tests/factories.py'}")
     print()
-    print(f"| {'workers':>7} | {'scenario':<24} | {'requests':>8} | {'rps':>7} | {'p50 ms':>7} | {'p90 ms':>7} | {'p99 ms':>7} | {'max ms':>7} | {'errors':>6} |")
-    print(f"|{'-' * 9}|{'-' * 26}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 8}|")
+    print(f"| {'workers':>7} | {'scenario':<24} | {'requests':>8} | {'rps':>7} | {'p50 ms':>7} | {'p90 ms':>7} | {'p99 ms':>7} | {'max ms':>7} | {'errors':>6} | latency fallbacks |")
+    print(f"|{'-' * 9}|{'-' * 26}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 8}|{'-' * 19}|")
     for workers, name, r in rows:
-        print(f"| {workers:>7} | {name:<24} | {r['requests']:>8} | {r['rps']:>7.1f} | {r['p50']:>7.2f} | {r['p90']:>7.2f} | {r['p99']:>7.2f} | {r['max']:>7.1f} | {r['errors']:>6} |")
+        share = f"{r['fallbacks']:.0f} ({r['fallbacks'] / r['requests']:.0%})" if r["requests"] and workers == 1 else f"{r['fallbacks']:.0f} (one worker's)"
+        print(f"| {workers:>7} | {name:<24} | {r['requests']:>8} | {r['rps']:>7.1f} | {r['p50']:>7.2f} | {r['p90']:>7.2f} | {r['p99']:>7.2f} | {r['max']:>7.1f} | {r['errors']:>6} | {share:>17} |")
     for workers, name, r in rows:
         if r["errors"]:
             print(f"errors in {name}: {r['error_kinds']}")

@@ -89,6 +89,7 @@ class Decision:
     action: str = "route"
     follow_up: str | None = None
     follow_up_name: str | None = None
+    model_kind: str | None = None  # which model answered: "linear", "transformer" or "linear (latency fallback)"; None: rules
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,6 +110,9 @@ class Router:
         A share of calls: the review threshold becomes the one that sends about this share of the
         model's validation predictions to review (folders trained before stop 16 lack the quantiles
         and keep their stored threshold). Ignored when ``review_threshold`` is given.
+    fallback : Router, optional
+        A fast router (the folder's linear model, :mod:`model.fallback`) that a server may answer with
+        when this one's model is too slow for its latency budget (:mod:`serve.budget`).
     """
 
     def __init__(
@@ -120,8 +124,10 @@ class Router:
         explain_terms: int = 5,
         assessor: DangerAssessor | None = None,
         review_budget: float | None = None,
+        fallback: "Router | None" = None,
     ):
         self.model = model
+        self.fallback = fallback
         self.taxonomy: Taxonomy = model.taxonomy if model is not None else (rules.taxonomy if rules else default_taxonomy())
         self.rules = rules or RuleEngine.from_file(taxonomy=self.taxonomy)
         self.assessor = assessor or DangerAssessor.from_file(self.rules.path)
@@ -322,6 +328,7 @@ class Router:
             action=action,
             follow_up=follow_up,
             follow_up_name=None if follow_up is None else self._name(follow_up),
+            model_kind=self.model.classifier.model_class,
         )
 
     def _rules_only(self, text: str, matches: list[RuleMatch], model_failed: bool) -> Decision:

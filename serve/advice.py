@@ -115,6 +115,7 @@ def to_response(
         matched_rules=d.matched_rules,
         model_department=d.model_department,
         model_version=d.model_version,
+        model_kind=d.model_kind,
         transfer=transfer,
         advice=advice_lines(d, transfer, consult, follow_up),
         call_id=call_id,

@@ -221,7 +221,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.writer = writer
     app.state.reloads = reloads
     app.state.reload_poll_seconds = RELOAD_POLL_SECONDS
-    app.state.batcher = RouteBatcher(bulk_cpu_budget_s=settings.batch_cpu_budget_s)
+    app.state.batcher = RouteBatcher(bulk_cpu_budget_s=settings.batch_cpu_budget_s,
+                                     latency_budget_s=settings.latency_budget_ms / 1000 if settings.latency_budget_ms else None)
     app.state.stripper = BoilerplateStripper() if settings.strip_boilerplate else None
     metrics.db_pending.set_function(lambda: writer.pending)
     metrics.degraded.set_function(lambda: 0.0 if models.current is not None and models.current.status == "ok" else 1.0)

@@ -14,6 +14,14 @@ for at most the interpreter's switch interval, not for a whole back-office batch
 has a CPU budget (``bulk_cpu_budget_s``): past it, the request fails with :class:`BudgetExceeded` (the
 API answers 503: nothing was stored, the client splits the batch and retries).
 
+**Latency budget.** With ``latency_budget_s`` and a slow router that carries a linear ``fallback``
+(:mod:`model.fallback`), a live request whose predicted wait for the slow model (the batch in flight
+plus the queue, :mod:`serve.budget`) would break the budget is answered by the fallback on the event
+loop instead; its decisions say so (``model_kind`` "linear (latency fallback)"). Every batch of the
+slow model is timed to correct the prediction; while the fallback answers, the slow model, when idle,
+scores a call in the background at most every ``PROBE_EVERY_S`` (answer discarded) so that a speed
+recorded on a busier machine cannot keep it out for good.
+
 Each request routes with the router it took when it started, so a hot reload never mixes models
 inside a request. If the model fails on a batch of several texts, each text is routed again on its
 own, so only a text the model really fails on falls back to the rules.
@@ -28,14 +36,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Sequence
 
 import anyio.to_thread
 
+from model.fallback import LATENCY_FALLBACK_KIND
 from model.router import Decision, Router
+from serve.budget import BatchCost, over_budget
 
 logger = logging.getLogger(__name__)
+PROBE_EVERY_S = 5.0  # while the fallback answers: how often an idle slow model is timed in the background
 
 
 def fell_back(router: Router, decision: Decision) -> bool:
@@ -90,16 +102,26 @@ class RouteBatcher:
         Texts routed at a time for a bulk request.
     bulk_cpu_budget_s : float or None, default None
         CPU seconds a bulk request may use; None: no limit.
+    latency_budget_s : float or None, default None
+        p99 seconds a live request may wait for a slow model before its router's ``fallback`` answers
+        it instead (see the module docstring); None: always wait.
     """
 
     def __init__(self, max_texts: int = 64, inline_when_fast: bool = True, inline_max_texts: int = 32,
-                 live_max_texts: int = 4, bulk_chunk: int = 16, bulk_cpu_budget_s: float | None = None):
+                 live_max_texts: int = 4, bulk_chunk: int = 16, bulk_cpu_budget_s: float | None = None,
+                 latency_budget_s: float | None = None):
         self.max_texts = max_texts
         self.inline_when_fast = inline_when_fast
         self.inline_max_texts = inline_max_texts
         self.live_max_texts = live_max_texts
         self.bulk_chunk = bulk_chunk
         self.bulk_cpu_budget_s = bulk_cpu_budget_s
+        self.latency_budget_s = latency_budget_s
+        self.costs: weakref.WeakKeyDictionary[Router, BatchCost] = weakref.WeakKeyDictionary()  # per slow router
+        self._inflight: dict[int, tuple[int, float]] = {}  # id(router) -> (texts, start) of its batch being scored
+        self.latency_fallbacks = 0
+        self._last_probe: dict[int, float] = {}  # id(router) -> when its last background timing started
+        self._probes: set[asyncio.Task] = set()
         self._pending: list[_Job] = []
         self._task: asyncio.Task | None = None
         self._bulk_lock: asyncio.Lock | None = None
@@ -110,11 +132,68 @@ class RouteBatcher:
         :class:`BudgetExceeded` when a bulk request goes over its CPU budget."""
         if len(texts) > self.live_max_texts:
             return await self._route_bulk(router, list(texts))
+        if self._too_slow(router, len(texts)):
+            return self._route_fallback(router, list(texts))
         fut = asyncio.get_running_loop().create_future()
         self._pending.append(_Job(router, list(texts), fut))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain())
         return await fut
+
+    def cost(self, router: Router) -> BatchCost:
+        """The batch-cost model of a slow ``router``, first from the speed its training recorded."""
+        cost = self.costs.get(router)
+        if cost is None:
+            cost = self.costs[router] = BatchCost.from_speed(router.model.metrics.get("speed") if router.model is not None else None)
+        return cost
+
+    def _too_slow(self, router: Router, n: int) -> bool:
+        """True when ``n`` more texts would wait past the latency budget for ``router``'s model and
+        its fallback can answer instead."""
+        if self.latency_budget_s is None or router.fallback is None or router.fast:
+            return False
+        queued = sum(len(j.texts) for j in self._pending if j.router is router and not j.future.done())
+        return over_budget(self.cost(router), self.latency_budget_s, inflight=self._inflight.get(id(router)), queued=queued, texts=n,
+                           max_texts=self.max_texts, now=time.perf_counter())
+
+    def _route_fallback(self, router: Router, texts: list[str]) -> list[Decision]:
+        """Route with ``router.fallback`` (fast: on the event loop); its model decisions say so."""
+        decisions = route_texts(router.fallback, texts)
+        for d in decisions:
+            if d.model_kind is not None:
+                d.model_kind = LATENCY_FALLBACK_KIND
+        self.latency_fallbacks += len(decisions)
+        self._maybe_probe(router, texts)
+        return decisions
+
+    def _maybe_probe(self, router: Router, texts: list[str]) -> None:
+        """Time the slow model on ``texts`` in the background (answer discarded) when it is idle and
+        was not timed in the last :data:`PROBE_EVERY_S` seconds."""
+        now = time.perf_counter()
+        if id(router) in self._inflight or any(j.router is router for j in self._pending) or now - self._last_probe.get(id(router), -PROBE_EVERY_S) < PROBE_EVERY_S:
+            return
+        self._last_probe[id(router)] = now
+        task = asyncio.get_running_loop().create_task(self._probe(router, texts))
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
+
+    async def _probe(self, router: Router, texts: list[str]) -> None:
+        try:
+            await self._timed_batch(router, texts)
+        except Exception:  # a timing only: nobody waits for its answer
+            logger.exception("timing the slow model in the background failed")
+
+    async def _timed_batch(self, router: Router, texts: list[str]) -> list[Decision] | None:
+        """``route_texts`` of a slow router in a worker thread, marked in flight (the budget's
+        predictions wait for it) and timed (:meth:`serve.budget.BatchCost.observe`)."""
+        start = self._inflight[id(router)] = (len(texts), time.perf_counter())
+        try:
+            decisions = await anyio.to_thread.run_sync(route_texts, router, texts)
+        finally:
+            if self._inflight.get(id(router)) is start:
+                self._inflight.pop(id(router))
+        self.cost(router).observe(len(texts), time.perf_counter() - start[1])
+        return decisions
 
     async def _route_bulk(self, router: Router, texts: list[str]) -> list[Decision]:
         """One bulk request at a time, chunk by chunk in a worker thread, within its CPU budget."""
@@ -155,8 +234,10 @@ class RouteBatcher:
                 try:
                     if router.fast and self.inline_when_fast and len(texts) <= self.inline_max_texts:  # ~0.3 ms a text: cheaper than the thread hop
                         decisions = route_texts(router, texts)
-                    else:
+                    elif router.fast:
                         decisions = await anyio.to_thread.run_sync(route_texts, router, texts)
+                    else:  # a slow model: timed, for the latency budget's predictions
+                        decisions = await self._timed_batch(router, texts)
                 except Exception as exc:  # a bug outside the model: fail these requests, keep serving
                     logger.exception("routing a batch of %d texts failed", len(texts))
                     for job in group:

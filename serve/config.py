@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(2000, description="Longest call summary accepted")
     max_batch: int = Field(256, description="Most texts in one batch request")
     batch_cpu_budget_s: float = Field(30.0, gt=0, description="CPU seconds one batch request may use before it is refused (503, nothing stored); single routes never wait for batches")
+    latency_budget_ms: float = Field(50.0, ge=0, description="p99 milliseconds a live call may wait for a slow model (a transformer): a call whose predicted wait would break it is answered by the model folder's linear fallback (model_kind 'linear (latency fallback)', hotline_latency_fallback_total); 0: always wait")
     api_keys: str = Field("", description='"key1:call_taker,key2:supervisor:王班长,key3:admin" (an optional third part names the key\'s owner, the reviewer on /review); empty: auth off (loopback only)')
     home_line: str = Field("12345", pattern=r"^[0-9]{3,5}$", description="Transfer orders: the line this platform's own keys (call-takers, supervisors) act for")
     transfer_lines: str = Field("110,12345", description="Transfer orders: the lines orders may go between, comma-separated (home_line and every partner's line among them)")

@@ -7,6 +7,7 @@
 ``hotline_routes_needs_review_total``     decisions below the review threshold (low confidence)
 ``hotline_low_confidence_ratio``          needs_review / routes since start
 ``hotline_model_fallbacks_total``         decisions answered by the rules because the model failed
+``hotline_latency_fallback_total``       decisions the linear fallback answered: the transformer's queue would break the budget
 ``hotline_model_degraded``                1 while serving rules only (no usable model)
 ``hotline_model_reloads_total``           reloads by result (ok|failed)
 ``hotline_review_items_total``            items enqueued for supervisor review, by trigger
@@ -24,6 +25,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from model.fallback import LATENCY_FALLBACK_KIND
 from model.router import Decision
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -44,6 +46,7 @@ class Metrics:
         self.needs_review = Counter("hotline_routes_needs_review", "Decisions below the review threshold", registry=r)
         self.low_confidence_ratio = Gauge("hotline_low_confidence_ratio", "Share of decisions below the review threshold", registry=r)
         self.fallbacks = Counter("hotline_model_fallbacks", "Decisions answered by the rules because the model failed", registry=r)
+        self.latency_fallbacks = Counter("hotline_latency_fallback", "Decisions answered by the linear fallback because the transformer's queue would break the latency budget", registry=r)
         self.degraded = Gauge("hotline_model_degraded", "1 while serving rules only", registry=r)
         self.reloads = Counter("hotline_model_reloads", "Model reloads", ["result"], registry=r)
         self.review_items = Counter("hotline_review_items", "Items enqueued for supervisor review", ["trigger"], registry=r)
@@ -59,6 +62,8 @@ class Metrics:
         for d in decisions:
             self.routes.labels(d.channel, d.source).inc()
             self.actions.labels(d.action).inc()
+            if d.model_kind == LATENCY_FALLBACK_KIND:
+                self.latency_fallbacks.inc()
             if d.needs_review:
                 self.needs_review.inc()
                 self._n_review += 1

@@ -172,6 +172,8 @@ class RouteResponse(BaseModel):
     matched_rules: list[str]
     model_department: str | None = Field(None, description="The model's own department before a danger override")
     model_version: str | None
+    model_kind: str | None = Field(None, description="Which model answered: 'linear', 'transformer', or 'linear (latency fallback)' when the "
+                                   "transformer's queue would have broken HOTLINE_LATENCY_BUDGET_MS; None when the rules answered")
     transfer: Transfer | None = None
     advice: list[str] = Field(..., description="What the call-taker should do, in Chinese, most urgent first")
     call_id: str | None = None

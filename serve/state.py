@@ -21,6 +21,7 @@ from pathlib import Path
 
 from data.taxonomy import load_taxonomy
 from model.artifacts import ModelLoadError, load_model
+from model.fallback import latency_fallback
 from model.registry import RegistryError, current_model_dir
 from model.router import Router
 from model.rules import RuleEngine
@@ -93,10 +94,15 @@ class ModelHolder:
         try:
             model = load_model(path)
             s = self.settings
-            router = Router(model, rules=self._rules(model.taxonomy), review_threshold=s.review_threshold, channel_110=s.channel_110_threshold,
-                            review_budget=s.review_budget)
+            rules = self._rules(model.taxonomy)
+            knobs = dict(review_threshold=s.review_threshold, channel_110=s.channel_110_threshold, review_budget=s.review_budget)
+            fb = latency_fallback(model) if s.latency_budget_ms else None
+            fallback = Router(fb, rules=rules, **knobs) if fb is not None else None
+            router = Router(model, rules=rules, fallback=fallback, **knobs)
             for t in WARMUP_TEXTS:  # also loads jieba's dictionary now rather than during a live call
                 router.route(t)
+                if fallback is not None:
+                    fallback.route(t)
             if router.model_errors:
                 raise ModelLoadError(f"{path}: the model failed on its warm-up texts (see the log)")
         except ModelLoadError as exc:

@@ -54,6 +54,9 @@ class TrainConfig:
     # router serves float32 ONNX. Measured: 12-layer corpus model 99.48% (removed), 4- and 6-layer 100%.
     # The same bound decides whether backend "auto" may serve the weights cast to bfloat16 (torch-bf16).
     int8_min_agreement: float = 0.995
+    # Texts routed one at a time (and in batches of 32) at the end of training to record the saved
+    # model's speed on this machine (metrics.json "speed", training/speed.py); 0 skips.
+    speed_texts: int = 200
 
     def __post_init__(self) -> None:
         if isinstance(self.data, (str, Path)):

@@ -27,6 +27,7 @@ from training.metrics import routing_metrics, summary_line
 from training.model_card import _fmt, channel_threshold_line, metrics_table, operating_points_section
 from training.config import TrainConfig, data_hash, has_channel_information, load_rows, load_training_data, report_operating_points
 from training.evaluate import evaluate_records
+from training.speed import record_speed, speed_lines
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,24 @@ def backend_agreement(clf: TransformerTextClassifier, folder: str | Path, texts:
     ref = clf.predict_proba(texts) if reference is None else reference
     got = TransformerTextClassifier.from_pretrained(folder, backend=backend).predict_proba(texts)
     return {"backend": backend, **probability_agreement(ref, got)}
+
+
+def fallback_thresholds(clf: TransformerTextClassifier, taxonomy: Taxonomy, cfg: TrainConfig) -> dict | None:
+    """The linear model of the folder (``linear.joblib``) as the server's latency fallback
+    (``HOTLINE_LATENCY_BUDGET_MS``, model/fallback.py): its own thresholds, chosen like the
+    transformer's on the held-out split from a linear model fit without it, and what they gave there.
+    None without the linear ensemble (``ensemble_linear=False``) or validation rows."""
+    ens = clf.ensemble_
+    proba = None if ens is None else ens.validation_proba_
+    if proba is None:
+        logger.warning("no linear model to fall back on when the transformer is too slow (ensemble_linear off or no validation rows)")
+        return None
+    classes, val_y = [str(c) for c in clf.classes_], clf.validation_labels_
+    t = choose_thresholds(proba, classes, val_y, taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy, review_budget=cfg.review_budget)
+    chan, dep, conf, p110 = decide(proba, classes, taxonomy, t["channel_110"])
+    m = routing_metrics(val_y, dep, chan, conf, taxonomy, needs_review=conf < t["review"], reached_110=p110 >= t["channel_110"])
+    validation = {"accuracy": m["department"]["accuracy"], "macro_f1": m["department"]["macro_f1"], "110_recall": m["channel"].get("110_recall")}
+    return {"classifier": "linear.joblib", "thresholds": t, "validation": validation}
 
 
 def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
@@ -104,6 +123,7 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
         "training_data": cfg.data,
         "base_model": str(cfg.base_model or "models/base/e5-small-zh"),
         "label_counts": {c: int((labels == c).sum()) for c in classes},
+        "latency_fallback": fallback_thresholds(clf, taxonomy, cfg),
     }
     if cfg.export_onnx:
         try:
@@ -128,6 +148,10 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
             # metrics.json and README.md are not checksummed: update them in place.
             (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
             (out / "README.md").write_text(render_transformer_card(model, cfg, extra), encoding="utf-8")
+    speed = record_speed(out, check_texts, cfg.speed_texts)  # on the backend "auto" serves here
+    if speed:
+        metrics["speed"] = speed
+        (out / "README.md").write_text(render_transformer_card(model, cfg, extra), encoding="utf-8")
     Path(out, "train_config.json").write_text(json.dumps(cfg.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
     logger.info("saved %s to %s in %.1fs", model.version, out, seconds)
     return model
@@ -209,6 +233,15 @@ def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) 
             + ("." if b["served"] else f", below the {b['min_agreement']:.1%} this training asked for, so `auto` does not choose them."))
     if backends:
         lines += ["## Inference backends", *[f"- {x}" for x in backends], "", "The router loads the fastest backend present.", ""]
+    lines += speed_lines(m.get("speed"))
+    fb = extra.get("latency_fallback")
+    if fb:
+        v = fb["validation"]
+        lines += ["## Latency fallback",
+                  f"- When the transformer's queue would break the server's latency budget (`HOTLINE_LATENCY_BUDGET_MS`), the linear model "
+                  f"`{fb['classifier']}` answers that call alone, with its own thresholds (P(110) ≥ {fb['thresholds']['channel_110']:.4f}, "
+                  f"review below {fb['thresholds']['review']:.4f}; on the validation split, fit without it: accuracy {_fmt(v['accuracy'])}, "
+                  f"macro-F1 {_fmt(v['macro_f1'])}, 110 recall {_fmt(v['110_recall'])}).", ""]
     lines += [
         "## Limits",
         "- The base encoder's weights went through 4-bit rounding (see above) unless another base was given.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from model import segment
+from training.speed import speed_lines
 
 
 def channel_threshold_line(t: dict) -> str:
@@ -87,6 +88,7 @@ def render_card(model, cfg, extra: dict) -> str:
             metrics_table(model.metrics["test"]),
             "",
         ]
+    lines += speed_lines(model.metrics.get("speed"))
     lines += [
         "## Limits",
         "- Trained on what the files above contain; a city's own phrasing, places and departments need its own tickets.",

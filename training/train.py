@@ -33,6 +33,7 @@ from training.evaluate import evaluate_records, route_all
 from training.finetune import train_transformer
 from training.metrics import routing_metrics, summary_line
 from training.model_card import render_card
+from training.speed import record_speed
 
 __all__ = ["TrainConfig", "cross_validate", "data_hash", "has_channel_information", "load_training_data", "make_classifier",
            "out_of_fold_proba", "read_channel_map", "train"]
@@ -107,6 +108,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
         metrics["test"]["data"] = cfg.test_data
     extra = {"training_data_sha256": data_hash(records), "training_data": cfg.data, "label_counts": {c: int((labels == c).sum()) for c in classes}}
     save_model(model, cfg.out, render_card(model, cfg, extra), extra_config=extra)
+    speed = record_speed(cfg.out, [r.text for r in test.records] if cfg.test_data else texts, cfg.speed_texts)
+    if speed:
+        model.metrics["speed"] = speed
+        Path(cfg.out, "README.md").write_text(render_card(model, cfg, extra), encoding="utf-8")
     Path(cfg.out, "train_config.json").write_text(json.dumps(cfg.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
     logger.info("saved %s to %s in %.1fs", model.version, cfg.out, seconds)
     return model

@@ -25,6 +25,7 @@ class LogPoolEnsemble:
     def __init__(self, linear, exponents: tuple[float, float] = (1.0, 0.0)):
         self.linear = linear
         self.exponents = (float(exponents[0]), float(exponents[1]))
+        self.validation_proba_ = None  # set by :meth:`fit`; not saved
 
     @property
     def network_weight(self) -> float:
@@ -38,13 +39,15 @@ class LogPoolEnsemble:
         """Exponents chosen on rows ``va`` from the network's calibrated probabilities of them
         (``network_val_proba``, (len(va), n_classes)) and a linear model fit on rows ``tr``; then the
         linear model refit on every row. Without validation rows, or when the smaller fit missed a
-        label, the network alone serves (exponents (1, 0))."""
+        label, the network alone serves (exponents (1, 0)). ``validation_proba_`` keeps that smaller
+        linear model's probabilities of rows ``va`` (None without them): the server's latency fallback
+        chooses its thresholds on them (training/finetune.py)."""
         from model.linear import LinearTextClassifier
 
         def make():
             return LinearTextClassifier(channel_of=channel_of or None, random_state=random_state)
 
-        exponents = (1.0, 0.0)
+        exponents, p_lin = (1.0, 0.0), None
         if len(va):
             lin = make().fit([texts[i] for i in tr], labels[tr])
             if list(lin.classes_) == list(classes):
@@ -53,6 +56,7 @@ class LogPoolEnsemble:
             else:
                 logger.warning("ensemble exponents not chosen: the linear model saw fewer labels without the validation rows")
         ens = cls(make().fit(texts, labels), exponents)
+        ens.validation_proba_ = p_lin
         logger.info("log-pool with the linear model: exponents %s (network weight %.2f)", ens.exponents, ens.network_weight)
         return ens
 

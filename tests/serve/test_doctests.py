@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-MODULES = ["serve.advice", "serve.app", "serve.auth", "serve.batching", "serve.db", "serve.logs", "serve.schemas", "serve.store", "serve.transfers.store", "serve.transfers.outbox", "serve.routes.transfers", "serve.transfers.consults", "serve.transfers.limits", "serve.transfers.supervision", "serve.transfers.labels"]
+MODULES = ["serve.advice", "serve.app", "serve.auth", "serve.batching", "serve.budget", "serve.db", "serve.logs", "serve.schemas", "serve.store", "serve.transfers.store", "serve.transfers.outbox", "serve.routes.transfers", "serve.transfers.consults", "serve.transfers.limits", "serve.transfers.supervision", "serve.transfers.labels"]
 
 
 @pytest.mark.parametrize("name", MODULES)
