@@ -276,6 +276,9 @@ class Health(BaseModel):
     backend: str | None = Field(None, description="How the served model computes: 'linear', or a transformer's inference backend "
                                 "('torch', 'torch-bf16', 'onnx', 'onnx-int8'); None on rules only")
     model_kind: Literal["linear", "transformer"] | None = Field(None, description="Which kind of model serves; None on rules only")
+    latency_budget_ms: float | None = Field(None, description="When set, a call whose wait for the transformer would break this p99 budget "
+                                            "is answered by the folder's linear model (`hotline_latency_fallback_total` in /metrics); "
+                                            "None: no fallback armed (a linear model, a zero budget, or a folder without a linear half)")
 
 
 class Ready(BaseModel):

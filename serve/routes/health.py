@@ -31,6 +31,7 @@ async def health(request: Request) -> Health:
         source="model" if model is not None else "rules",
         backend=None if clf is None else getattr(clf, "backend_", getattr(clf, "model_class", "linear")),
         model_kind=None if clf is None else getattr(clf, "model_class", "linear"),
+        latency_budget_ms=request.app.state.settings.latency_budget_ms if served.router.fallback is not None else None,
     )
 
 

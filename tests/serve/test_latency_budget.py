@@ -80,6 +80,8 @@ def test_a_flood_on_a_slow_transformer_falls_back_counts_it_and_stays_within_bud
     srv = start_server(model_dir=folder, latency_budget_ms=BUDGET_MS)
     router = srv.app.state.models.current.router
     assert not router.fast and router.fallback is not None and router.fallback.fast
+    health = srv.client.get("/health").json()  # the operator can see that a fallback is armed, and under which budget
+    assert health["model_kind"] == "transformer" and health["latency_budget_ms"] == BUDGET_MS
 
     for _ in range(3):  # one call-taker at a time: the transformer answers, and the server times it under this machine's load now
         idle = srv.client.post("/v1/route", json={"text": TEXTS[0], "preview": True}).json()

@@ -28,7 +28,7 @@ def test_model_info(server, tiny_model_dir):
 def test_health_ready_metrics(server):
     h = server.client.get("/health").json()
     assert h == {"status": "ok", "reason": None, "model_version": server.app.state.models.current.version, "source": "model",
-                 "backend": "linear", "model_kind": "linear"}
+                 "backend": "linear", "model_kind": "linear", "latency_budget_ms": None}
     assert server.client.get("/ready").json() == {"ready": True, "reason": None}
     before = server.metric("hotline_http_requests_total", method="POST", path="/v1/route", status="200")
     routes_before = server.metric("hotline_routes_total", channel="110", source=server.client.post("/v1/route", json={"text": DANGER}).json()["source"])
