@@ -132,6 +132,7 @@ def test_a_returned_order_shows_under_our_own_with_the_reason_and_is_closed_on_t
     waiting = create(srv, CT, "12345", "110", "police_public_order", summary="楼下有人深夜聚众喧哗")
     returned = create(srv, CT, "12345", "110", "police_criminal", summary="邻居家漏水淹到楼下")
     act(srv, P110, returned, "return", {"reason": f"漏水属物业和供水职责，业主电话{PHONE}", "department": "utilities", "operator": "110-0032"})
+    create(srv, P110, "110", "12345", "convenience", urgency="110_first", summary="路口井盖丢失，已有人受伤")  # the other list, for the picture
     page = desk(browser, srv, SV, name=None)  # the supervisor's key names its owner: no name asked
     page.goto(srv.url + "/orders")
     page.wait_for_selector(f"#outgoing tbody tr[data-order='{returned['id']}'].returned")
