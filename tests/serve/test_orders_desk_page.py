@@ -228,3 +228,9 @@ def test_the_call_taker_and_review_pages_link_to_the_desk(srv):
         assert 'href="/orders"' in srv.client.get(path).text
     r = srv.client.get("/orders")
     assert r.status_code == 200 and "工单台" in r.text and "default-src 'self'" in r.headers["content-security-policy"]
+
+
+def test_the_list_says_which_line_the_key_acts_for(srv):
+    """The desk learns its own line (HOTLINE_HOME_LINE for the platform's keys) from the list's answer."""
+    assert srv.client.get("/v1/transfers?limit=1", headers=h(CT)).json()["line"] == "12345"
+    assert srv.client.get("/v1/transfers?limit=1", headers=h(P110)).json()["line"] == "110"
