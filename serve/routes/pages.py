@@ -1,4 +1,4 @@
-"""The call-taker page at ``/``, the supervisor page at ``/review`` (plain HTML and JavaScript in
+"""The call-taker page at ``/``, the supervisor page at ``/review``, the work-order desk at ``/orders`` (plain HTML and JavaScript in
 ``serve/static``; no build step) and the site icon at ``/favicon.ico`` (browsers ask for it on their own)."""
 from __future__ import annotations
 
@@ -19,6 +19,12 @@ async def call_taker_page() -> FileResponse:
 @router.get("/review")
 async def supervisor_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "review.html", media_type="text/html; charset=utf-8")
+
+
+@router.get("/orders")
+async def orders_desk_page() -> FileResponse:
+    """The work-order desk (工单台): the home line acts on transfer orders (orders-desk.html/.js)."""
+    return FileResponse(STATIC_DIR / "orders-desk.html", media_type="text/html; charset=utf-8")
 
 
 @router.get("/favicon.ico")

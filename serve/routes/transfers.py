@@ -170,7 +170,7 @@ def list_(caller: CallerDep, db: DbDep, metrics: MetricsDep, state: State | None
         page = list_orders(db, state=state, to_line=to_line, from_line=from_line, overdue=overdue, visible_to=caller.visible_to, limit=limit, offset=offset)
     except SQLAlchemyError:
         raise _unavailable(metrics, "读取工单") from None
-    return TransferList(items=[_out(o, caller) for o in page.items], total=page.total, limit=limit, offset=offset)
+    return TransferList(items=[_out(o, caller) for o in page.items], total=page.total, limit=limit, offset=offset, line=caller.line)
 
 
 @router.get("/{order_id}", response_model=TransferOut, responses={404: {"model": ErrorOut}, **ERRORS}, summary="One transfer order with its history")

@@ -107,6 +107,7 @@ class TransferList(BaseModel):
     total: int
     limit: int
     offset: int
+    line: str | None = Field(None, description="The line the caller acts for (home_line for the platform's keys; the partner's line)")
 
 
 class TransferConflict(BaseModel):

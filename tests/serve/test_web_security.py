@@ -12,7 +12,7 @@ from model.registry import RegistryError, read_pointer
 
 
 def test_every_answer_carries_security_headers_and_api_answers_are_not_cached(server):
-    for path in ["/", "/review", "/health", "/v1/model"]:
+    for path in ["/", "/review", "/orders", "/health", "/v1/model"]:
         h = server.client.get(path).headers
         assert h["x-content-type-options"] == "nosniff" and h["x-frame-options"] == "DENY", path
         assert "frame-ancestors 'none'" in h["content-security-policy"] and "default-src 'self'" in h["content-security-policy"], path
