@@ -15,7 +15,7 @@ threshold and the top probabilities. Each difference gets a cause:
                    110 one is the argmax;
 - ``other``        anything else (a bug).
 
-Texts are masked (``data.masking.mask_pii``) in the written file; nothing is printed but masked texts.
+Texts are masked (``data.masking.mask_pii``) in the written file; the printed table holds counts only.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from data.masking import mask_pii
 from model.artifacts import TrainedModel
 from model.calibration import apply_temperature, fit_temperature
 from model.router import Router
-from model.thresholds import channel_110_probability
+from model.thresholds import channel_110_probability, choose_thresholds
 from training.evaluate import route_all
 from training.train import TrainConfig, load_training_data, make_classifier, out_of_fold_proba
 
@@ -61,7 +61,6 @@ def fold_models(cfg: TrainConfig, folds: int, inner_folds: int, cache: Path):
         return records, taxonomy, pickle.loads(cache.read_bytes())
     out = []
     for k, (tr, te) in enumerate(StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed).split(texts, labels)):
-        from model.thresholds import choose_thresholds
         clf = make_classifier(cfg, taxonomy)
         tr_texts = [texts[i] for i in tr]
         oof, classes = out_of_fold_proba(clf, tr_texts, labels[tr], inner_folds, cfg.seed, progress=False)
