@@ -8,9 +8,11 @@ evidence itself:
 - the evidence's **strength**: ``strong`` (a knife in someone's hand, a fire, a person in the water)
   or ``weak`` (a missing manhole cover, a fallen wire: a hazard, not yet a person in danger);
 - **12345 frames** in the text: the call is a follow-up of an earlier ticket, the caller has already
-  called the police, the matter is habitual ("经常", "每天"), a question, or a hazard reported for
-  repair ("安全隐患", "尽快维修"). A present-tense cue in the evidence's clause ("现在", "正在")
-  cancels the habitual, question and repair frames unless that clause carries one of their cues
+  called the police, the matter is habitual ("经常", "每天"), a question, a hazard reported for
+  repair or a complaint about someone's conduct ("安全隐患", "尽快维修", "违法行为"), a rhetorical
+  question or a headline ("究竟是谁给了…的权力", a title's dash "——"), or a result that has already
+  come about ("导致其自杀"). A present-tense cue in the evidence's clause ("现在", "正在")
+  cancels all but the first two frames unless that clause carries one of their cues
   itself: "经常打架，现在又打起来了" is danger now, "每天晚上都正在偷砂" is not. A follow-up or a
   case the police already handle stays what it is;
 - the model's **P(110)** (weak evidence only): 0.5 or more, the model itself holds the call for police.
@@ -63,8 +65,10 @@ FRAME_NAMES = {
     "habitual": "描述的是经常性、长期的情况",
     "query": "是咨询",
     "hazard_report": "是隐患报修或投诉",
+    "rhetoric": "是反问或标题式的说法",
+    "past_result": "反映的是已经发生的后果",
 }
-CANCELLED_BY_NOW = ("habitual", "query", "hazard_report")  # frames a present-tense cue overrides
+CANCELLED_BY_NOW = ("habitual", "query", "hazard_report", "rhetoric", "past_result")  # frames a present-tense cue overrides
 
 
 @dataclass(frozen=True)

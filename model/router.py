@@ -2,13 +2,15 @@
 
 Order of precedence, for each text:
 
-1. **Model** — calibrated department probabilities; P(110) against the stored ``channel_110``
-   threshold decides the channel, the most probable department of that channel is suggested.
+1. **Model** — calibrated department probabilities; at or above the stored ``channel_110`` threshold
+   of P(110) the most probable department overall is suggested (and its channel), below it the most
+   probable 12345 department (:func:`model.thresholds.decide`).
 2. **Danger, judged in context** (:mod:`model.danger`) — the danger rules' evidence, the text's 12345
    frames and the model's P(110) give one of three actions: ``110_first`` (channel 110 whatever the
    model says, source ``override`` when it overrules the model), ``consult`` (a three-way call with
    the other line; the channel stays the model's) or ``route``. Without danger evidence, a 110 decision
-   the model makes only because of the 110-recall threshold (P(110) < 0.5) is a ``consult`` too: the
+   the model makes only because of the 110-recall threshold (P(110) < 0.5), or with P(110) ≥ 0.5 split
+   over 110 departments while a 12345 department is the most probable one, is a ``consult`` too: the
    line is unclear.
 3. **Review** — department confidence below the stored ``review`` threshold: ``needs_review``, and the
    rules' opinion (in the served taxonomy's departments) is listed among the alternatives.
@@ -38,7 +40,7 @@ from data.taxonomy import Taxonomy, default_taxonomy
 from model.artifacts import TrainedModel
 from model.danger import DangerAssessor, DangerVerdict
 from model.rules import RuleEngine, RuleMatch
-from model.thresholds import decide, is_110, review_threshold_for_budget
+from model.thresholds import decide, is_110, review_threshold_for_budget, unclear_line
 
 logger = logging.getLogger(__name__)
 
@@ -282,13 +284,16 @@ class Router:
             confidence = float(row[classes.index(department)]) if department in classes else 0.0
             channel = "110"
         action, reasons = verdict.action, [verdict.reason] if verdict.reason else []
-        if action == "route" and verdict.evidence is None and self.channel_110 <= p110 < 0.5 and self._is110.any() and not self._is110.all():
-            # 110 only because of the recall threshold: the line is unclear. 110 joins a three-way call;
-            # the suggestion is the model's most probable department (:func:`decide`), and the first
-            # line keeps the call if the consult does not settle it. Suggesting a 110 department here
-            # instead cost the Haikou tickets 16 points of accuracy (bench/README.md, stop 16).
+        if action == "route" and verdict.evidence is None and unclear_line(p110, channel, self.channel_110) and self._is110.any() and not self._is110.all():
+            # The line is unclear: 110 only because of the recall threshold (P(110) < 0.5), or P(110)
+            # spread over several 110 departments while the most probable single department is a 12345
+            # one. 110 joins a three-way call; the suggestion is the model's most probable department
+            # (:func:`decide`), and the first line keeps the call if the consult does not settle it.
+            # Suggesting a 110 department here instead cost the Haikou tickets 16 points of accuracy
+            # (bench/README.md, stop 16), and the split case one ticket more (stop 18).
             action = "consult"
-            reasons.append(f"是否属于 110 不明确（110 的可能性 {p110:.0%}）：请三方通话确认；仍不明确时由首接方受理")
+            split = "，但可能性分散在多个 110 部门，最可能的单个部门属于 12345" if p110 >= 0.5 else ""
+            reasons.append(f"是否属于 110 不明确（110 的可能性 {p110:.0%}{split}）：请三方通话确认；仍不明确时由首接方受理")
         if foreign:
             reasons.append("摘要中没有中文，模型无法可靠判断，请人工核实")
         if source == "model":

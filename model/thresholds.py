@@ -39,9 +39,12 @@ def decide(proba: np.ndarray, classes: Sequence[str], taxonomy: Taxonomy, channe
     """Apply the channel threshold. Returns (channel, department, department confidence, P(110)),
     each of shape (n,). ``is110``: :func:`is_110` of ``classes`` when already computed.
 
-    - P(110) ≥ 0.5: the most probable 110 department;
-    - ``channel_110`` ≤ P(110) < 0.5 (110 only for the recall target's sake: the line is unclear,
-      and the router asks for a three-way consult): the most probable department overall, and its channel;
+    - P(110) at or above ``channel_110``: the most probable department overall, and its channel.
+      Where P(110) ≥ 0.5 and that department is a 110 one, the line is clear (a transfer). Where
+      P(110) < 0.5 (110 only for the recall target's sake), or P(110) ≥ 0.5 spread over several 110
+      departments while the single most probable department is a 12345 one, the line is unclear and
+      the router asks for a three-way consult (:func:`unclear_line`). Suggesting the most probable 110
+      department there instead cost the Haikou tickets accuracy (bench/README.md, stops 16 and 18);
     - below ``channel_110``: the most probable 12345 department.
     """
     classes = np.asarray(classes)
@@ -49,11 +52,17 @@ def decide(proba: np.ndarray, classes: Sequence[str], taxonomy: Taxonomy, channe
     p110 = channel_110_probability(proba, classes, taxonomy, is110)
     masked = proba.copy()
     if is110.any() and (~is110).any():
-        masked[np.ix_(p110 >= max(0.5, channel_110), ~is110)] = -1.0
         masked[np.ix_(p110 < channel_110, is110)] = -1.0
     dep_idx = masked.argmax(axis=1)
     chan = np.where(is110[dep_idx], "110", "12345")
     return chan, classes[dep_idx], proba[np.arange(len(proba)), dep_idx], p110
+
+
+def unclear_line(p110: np.ndarray | float, channel: np.ndarray | str, channel_110: float) -> np.ndarray | bool:
+    """Where :func:`decide`'s answer is a three-way consult: P(110) reaches ``channel_110`` but either
+    stays below 0.5, or the suggested department (the most probable overall) is a 12345 one."""
+    p110 = np.asarray(p110)
+    return (p110 >= channel_110) & ((p110 < 0.5) | (np.asarray(channel) != "110"))
 
 
 def choose_thresholds(
@@ -134,9 +143,8 @@ def operating_points(
     Returns
     -------
     dict with ``channel`` (one row per 110 threshold: ``channel_110``, ``recall_110`` (110 calls that
-    reach 110: transferred, or consulted below P(110) 0.5), ``sent_to_110_12345`` (12345 calls that
-    reach 110: count), ``share_12345_sent_to_110``, ``consult_share`` (calls with P(110) between the
-    threshold and 0.5)) and ``review``
+    reach 110: transferred, or in a three-way consult), ``sent_to_110_12345`` (12345 calls that
+    reach 110: count), ``share_12345_sent_to_110``, ``consult_share`` (calls whose line is unclear: :func:`unclear_line`)) and ``review``
     (one row per review budget: ``budget``, ``threshold``, ``review_rate``, ``accuracy_accepted``). The
     thresholds in ``chosen`` (as from :func:`choose_thresholds`) are added as rows of their own.
     """
@@ -152,7 +160,7 @@ def operating_points(
             "recall_110": round(float(pred[true110].mean()), 4) if true110.any() else None,
             "sent_to_110_12345": int((pred & ~true110).sum()),
             "share_12345_sent_to_110": round(float(pred[~true110].mean()), 4) if (~true110).any() else None,
-            "consult_share": round(float(np.mean(pred & (p110 < 0.5))), 4),
+            "consult_share": round(float(np.mean(unclear_line(p110, decide(proba, classes, taxonomy, t)[0], t))), 4),
         })
     t110 = chosen["channel_110"] if chosen and "channel_110" in chosen else 0.5
     _, dep, conf, _ = decide(proba, classes, taxonomy, t110)

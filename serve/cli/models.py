@@ -27,7 +27,7 @@ def train(
     test_data: List[Path] = typer.Option([], "--test-data", help="Held-out labelled file(s) scored after training (written to the model card)"),
     lenient: bool = typer.Option(False, help="Skip bad rows (and report them) instead of failing (exact duplicates are always dropped and counted; same text with another label: first label kept, lines reported)"),
     strip_boilerplate: bool = typer.Option(False, help="Remove dispatch boilerplate such as 请交警核实处理 (it leaks the label)"),
-    target_110_recall: float = typer.Option(0.99, help="110 recall the channel threshold must reach on validation data (calls at or above it reach 110: transferred, or in a three-way consult below P(110) 0.5)"),
+    target_110_recall: float = typer.Option(0.99, help="110 recall the channel threshold must reach on validation data (calls at or above it reach 110: transferred, or in a three-way consult where the line is unclear)"),
     review_budget: float = typer.Option(0.15, help="At most this share of calls goes to supervisor review (1 = the accuracy target alone decides)"),
     int8_min_agreement: float = typer.Option(0.995, rich_help_panel=TRANSFORMER_OPTIONS, help="Keep model.int8.onnx only if it agrees with PyTorch on this share of labels (else float32 ONNX serves)"),
     seed: int = typer.Option(13, help="Random seed (validation folds, classifier)"),

@@ -70,6 +70,38 @@ def test_weak_evidence_follows_the_model_and_the_frames():
     assert assess(framed, engine.danger(framed), p110=0.9, channel_110=0.3).action == "consult"
 
 
+# Figures of speech and reported results in complaint titles (the shapes of the Taidi fires, stop 18;
+# examples written fresh): a three-way consult at most, never "110 先行"; the twin, danger now, keeps it.
+FIGURES = {
+    "a rhetorical question": ("到底是谁给了这家停车场乱设卡抢钱的权力？", "路边两个人骑着摩托车抢钱，刚抢完往东跑了"),
+    "a headline joined by a dash": ("被围堵的不只是道路，更是人心——某区断头路十年未通", "几十个人围堵在镇政府门口，现在和保安推起来了"),
+    "a complaint about someone's conduct": ("请严查某诊所殴打病人家属的违法行为", "诊所门口有人正在殴打病人家属，这是违法行为，快来"),
+    "a result already come about": ("驾校教练当众羞辱学员导致其自杀，家属要求驾校给个说法", "我同事刚才说不想活了，现在站在天台边上"),
+    "a handling not yet done": ("因做胆囊手术时大出血，医院至今未对这次医疗事故进行处理", "工地上有人从架子上掉下来，头上一直在流血，叫不醒"),
+    "smoke from a shed, no fire word": ("村口那个废品站的铁皮棚子浓烟滚滚", "村口废品站着火了，浓烟滚滚"),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FIGURES))
+def test_figures_of_speech_and_reported_results_do_not_get_110_first_and_their_twins_do(router, family):
+    calm, danger = FIGURES[family]
+    d = router.route(calm)
+    assert d.action != "110_first" and d.source != "override", (family, d.reasons)
+    d = router.route(danger)
+    assert d.action == "110_first" and d.channel == "110", (family, d.reasons)
+
+
+def test_smoke_alone_is_weak_evidence_that_follows_the_model():
+    engine, assess = RuleEngine.from_file(), DangerAssessor.from_file()
+    text = "楼道尽头的配电箱在冒黑烟"
+    matches = engine.danger(text)
+    assert [(m.rule_id, m.strength) for m in matches] == [("smoke", "weak")]
+    assert assess(text, matches, p110=0.95, channel_110=0.3).action == "110_first"  # the model holds it for 110
+    assert assess(text, matches, p110=0.05, channel_110=0.3).action == "consult"   # a hazard: 110 on the line
+    flames = "楼道尽头的配电箱着火了，冒黑烟"
+    assert assess(flames, engine.danger(flames), p110=0.05, channel_110=0.3).action == "110_first"  # a fire is strong
+
+
 def test_each_action_gives_one_reason_that_matches_it(router):
     first = router.route("有人拿刀砍人")
     assert first.reasons[0].startswith("危险信号，110 先行")

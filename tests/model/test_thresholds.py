@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from data.taxonomy import default_taxonomy
-from model.thresholds import choose_thresholds, decide, operating_points, operating_points_table, review_threshold_for_budget
+from model.thresholds import choose_thresholds, decide, operating_points, operating_points_table, review_threshold_for_budget, unclear_line
 
 TAX = default_taxonomy()
 CLASSES = ["police_criminal", "utilities"]  # one 110 and one 12345 department
@@ -68,3 +68,44 @@ def test_operating_points_show_the_trade_off_and_the_chosen_row():
     assert round(chosen["channel_110"], 4) in [r["channel_110"] for r in rows]
     table = operating_points_table(points)
     assert "(chosen)" in table and "review budget" in table and "| 15% |" in table
+
+
+def test_p110_split_over_110_departments_with_a_12345_department_on_top_is_an_unclear_line():
+    # P(110) 0.58, split 0.30 / 0.28 over two 110 departments, while a 12345 department alone has 0.34.
+    classes = ["police_criminal", "police_public_order", "civil_affairs", "convenience"]
+    pr = np.array([[0.30, 0.28, 0.34, 0.08],   # split: the 12345 department, a consult
+                   [0.40, 0.18, 0.34, 0.08]])  # the same P(110), a 110 department on top: a clear 110 call
+    chan, dep, conf, p = decide(pr, classes, TAX, 0.2)
+    assert list(dep) == ["civil_affairs", "police_criminal"] and list(chan) == ["12345", "110"]
+    assert list(unclear_line(p, chan, 0.2)) == [True, False]
+    assert not unclear_line(0.1, "12345", 0.2) and unclear_line(0.3, "110", 0.2)  # below the threshold / below 0.5
+
+
+class _FixedProba:
+    """A classifier stub answering fixed probabilities (columns in ``classes_`` order) for every text."""
+
+    fast_inference = True
+
+    def __init__(self, classes, row):
+        self.classes_ = np.array(classes)
+        self.row = np.asarray(row, dtype=float)
+
+    def predict_proba_with_features(self, texts):
+        return np.tile(self.row, (len(texts), 1)), None
+
+    def explain(self, text, department, top_k=5, **kw):
+        return []
+
+
+def test_the_router_consults_110_on_a_split_line_and_suggests_the_12345_department():
+    from model.artifacts import TrainedModel
+    from model.router import Router
+
+    classes = ["police_criminal", "police_public_order", "civil_affairs", "convenience"]
+    model = TrainedModel(_FixedProba(classes, [0.30, 0.28, 0.34, 0.08]), TAX, {"channel_110": 0.2, "review": 0.5}, version="stub")
+    d = Router(model).route("想问一下户口本上的名字写错了怎么改")  # no danger evidence
+    assert (d.action, d.channel, d.department) == ("consult", "12345", "civil_affairs")
+    assert any("三方通话" in r and "分散" in r for r in d.reasons), d.reasons
+    model = TrainedModel(_FixedProba(classes, [0.40, 0.18, 0.34, 0.08]), TAX, {"channel_110": 0.2, "review": 0.3}, version="stub")
+    d = Router(model).route("想问一下户口本上的名字写错了怎么改")
+    assert (d.action, d.channel, d.department) == ("route", "110", "police_criminal")
