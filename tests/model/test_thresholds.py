@@ -85,6 +85,7 @@ class _FixedProba:
     """A classifier stub answering fixed probabilities (columns in ``classes_`` order) for every text."""
 
     fast_inference = True
+    model_class = "linear"  # model.protocols.RoutingClassifier
 
     def __init__(self, classes, row):
         self.classes_ = np.array(classes)
