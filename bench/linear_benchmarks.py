@@ -12,8 +12,6 @@ Rows:
 from __future__ import annotations
 
 import argparse
-import csv
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,6 +31,7 @@ from data.taxonomy import Taxonomy
 from model.linear import LinearTextClassifier
 from model.router import Router
 from training.evaluate import evaluate_records
+from training.speed import single_latencies
 from training.train import TrainConfig, train
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -86,14 +85,7 @@ def main() -> None:
     # Speed: one text at a time, as a call-taker's request would arrive.
     router = Router(model)
     texts = [x.text for x in test]
-    for t in texts[:20]:
-        router.route(t)
-    lat = []
-    for t in texts:
-        s = time.perf_counter()
-        router.route(t)
-        lat.append((time.perf_counter() - s) * 1000)
-    lat.sort()
+    lat = sorted(single_latencies(router, texts, len(texts), warmup=20))
     rows.append(("speed (2 cores)", "route() single text: p50 / p95 / p99 ms", f"{lat[len(lat) // 2]:.2f} / {lat[int(len(lat) * .95)]:.2f} / {lat[int(len(lat) * .99)]:.2f}"))
     rows.append(("speed (2 cores)", f"train on corpus train split ({len(model.classes)} labels, {model.metrics['train_rows']} texts), s", f"{train_s:.1f}"))
     # 5,000 texts: the corpus train split plus texts from its test split re-used for timing only.

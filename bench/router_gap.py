@@ -32,12 +32,10 @@ from sklearn.model_selection import StratifiedKFold
 from bench import print_table
 from data.cleaning import normalize_text
 from data.masking import mask_pii
-from model.artifacts import TrainedModel
-from model.calibration import apply_temperature, fit_temperature
 from model.router import Router
-from model.thresholds import channel_110_probability, choose_thresholds
+from model.thresholds import channel_110_probability
 from training.evaluate import route_all
-from training.train import TrainConfig, load_training_data, make_classifier, out_of_fold_proba
+from training.train import TrainConfig, fit_fold_model, load_training_data
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 HAIKOU_POLICE = {"公安局": "110", "公安局交通警察支队": "110"}
@@ -61,16 +59,7 @@ def fold_models(cfg: TrainConfig, folds: int, inner_folds: int, cache: Path):
         return records, taxonomy, pickle.loads(cache.read_bytes())
     out = []
     for k, (tr, te) in enumerate(StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed).split(texts, labels)):
-        clf = make_classifier(cfg, taxonomy)
-        tr_texts = [texts[i] for i in tr]
-        oof, classes = out_of_fold_proba(clf, tr_texts, labels[tr], inner_folds, cfg.seed, progress=False)
-        temperature = fit_temperature(oof, np.array([classes.index(y) for y in labels[tr]]))
-        oof = apply_temperature(oof, temperature)
-        thresholds = choose_thresholds(oof, classes, labels[tr], taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy,
-                                       review_budget=cfg.review_budget)
-        clf.fit(tr_texts, labels[tr])
-        clf.temperature_ = temperature
-        out.append((te, TrainedModel(clf, taxonomy, thresholds, version=f"gap-fold{k + 1}")))
+        out.append((te, fit_fold_model(cfg, taxonomy, [texts[i] for i in tr], labels[tr], inner_folds, version=f"gap-fold{k + 1}")))
         print(f"fold {k + 1} fitted", file=sys.stderr)
     cache.write_bytes(pickle.dumps(out))
     return records, taxonomy, out

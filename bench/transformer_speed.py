@@ -30,6 +30,7 @@ def measure(model_dir: str, backend: str, n: int, params: dict | None = None) ->
     from data.corpus import TEST_PATH, read_jsonl
     from model.artifacts import load_model
     from model.router import Router
+    from training.speed import single_latencies
 
     t = time.perf_counter()
     model = load_model(model_dir)
@@ -40,13 +41,7 @@ def measure(model_dir: str, backend: str, n: int, params: dict | None = None) ->
     load_s = time.perf_counter() - t
     texts = [r["text"] for r in read_jsonl(TEST_PATH)]
     texts = (texts * (1 + n // max(1, len(texts))))[:n]
-    for x in texts[:10]:
-        router.route(x)
-    lat = []
-    for x in texts:
-        t = time.perf_counter()
-        router.route(x)
-        lat.append((time.perf_counter() - t) * 1000)
+    lat = single_latencies(router, texts, n, warmup=10)
     import torch
 
     out = {"backend": model.classifier.backend_, "load_s": round(load_s, 2), "p50_ms": round(statistics.median(lat), 1),

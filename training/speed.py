@@ -60,22 +60,35 @@ def _quantile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))]
 
 
-def measure_router(router, texts: Sequence[str], n: int = 200, batch: int = BATCH) -> dict:
-    """Route ``n`` texts (``texts`` cycled) one at a time, then in batches of ``batch``.
-
-    Returns ``{"texts", "single_p50_ms", "single_p99_ms", "batch", "batch_texts_per_s"}``; the first
-    few routes (lazy loading) are not counted."""
+def _cycled(texts: Sequence[str], n: int) -> list[str]:
+    """The non-empty ``texts`` repeated to exactly ``n``."""
     texts = [t for t in texts if t]
     if not texts or n <= 0:
         raise ValueError("need at least one text and n > 0 to measure speed")
-    texts = (list(texts) * (1 + n // len(texts)))[:n]
-    for t in texts[:3]:
+    return (texts * (1 + n // len(texts)))[:n]
+
+
+def single_latencies(router, texts: Sequence[str], n: int = 200, warmup: int = 3) -> list[float]:
+    """Milliseconds of ``router.route`` for each of ``n`` texts (``texts`` cycled), one at a time as a
+    call-taker's requests arrive; ``warmup`` routes first (lazy loading) are not counted. Shape (n,)."""
+    texts = _cycled(texts, n)
+    for t in texts[:warmup]:
         router.route(t)
     lat = []
     for t in texts:
         t0 = time.perf_counter()
         router.route(t)
         lat.append((time.perf_counter() - t0) * 1000)
+    return lat
+
+
+def measure_router(router, texts: Sequence[str], n: int = 200, batch: int = BATCH) -> dict:
+    """Route ``n`` texts (``texts`` cycled) one at a time, then in batches of ``batch``.
+
+    Returns ``{"texts", "single_p50_ms", "single_p99_ms", "batch", "batch_texts_per_s"}``; the first
+    few routes (lazy loading) are not counted."""
+    texts = _cycled(texts, n)
+    lat = single_latencies(router, texts, n)
     t0 = time.perf_counter()
     for i in range(0, len(texts), batch):
         router.route_batch(texts[i : i + batch])

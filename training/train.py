@@ -35,7 +35,7 @@ from training.metrics import routing_metrics, summary_line
 from training.model_card import render_card
 from training.speed import record_speed
 
-__all__ = ["TrainConfig", "cross_validate", "data_hash", "has_channel_information", "load_training_data", "make_classifier",
+__all__ = ["TrainConfig", "cross_validate", "data_hash", "fit_fold_model", "has_channel_information", "load_training_data", "make_classifier",
            "out_of_fold_proba", "read_channel_map", "train"]
 
 logger = logging.getLogger(__name__)
@@ -117,6 +117,20 @@ def train(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     return model
 
 
+def fit_fold_model(cfg: TrainConfig, taxonomy: Taxonomy, texts: list[str], labels: np.ndarray, inner_folds: int, version: str) -> TrainedModel:
+    """The linear model one cross-validation fold serves: fit on ``texts``/``labels`` (shape (n,)), its
+    temperature and thresholds chosen on inner out-of-fold predictions of those rows only."""
+    clf = make_classifier(cfg, taxonomy)
+    oof, classes = out_of_fold_proba(clf, texts, labels, inner_folds, cfg.seed, progress=False)
+    temperature = fit_temperature(oof, np.array([classes.index(y) for y in labels]))
+    oof = apply_temperature(oof, temperature)
+    thresholds = choose_thresholds(oof, classes, labels, taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy,
+                                   review_budget=cfg.review_budget)
+    clf.fit(texts, labels)
+    clf.temperature_ = temperature
+    return TrainedModel(clf, taxonomy, thresholds, version=version)
+
+
 def cross_validate(cfg, folds: int = 5, inner_folds: int = 3, progress: bool = True) -> tuple[list[CallRecord], list[Decision], dict]:
     """k-fold cross-validation of the configured linear model on ``cfg.data``.
 
@@ -135,16 +149,8 @@ def cross_validate(cfg, folds: int = 5, inner_folds: int = 3, progress: bool = T
     alone = np.empty(len(records), dtype=object)  # the classifier's own most probable department
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=cfg.seed)
     for k, (tr, te) in enumerate(tqdm(list(splitter.split(texts, labels)), desc="cross-validation", disable=not progress, unit="fold")):
-        clf = make_classifier(cfg, taxonomy)
-        tr_texts = [texts[i] for i in tr]
-        oof, classes = out_of_fold_proba(clf, tr_texts, labels[tr], inner_folds, cfg.seed, progress=False)
-        temperature = fit_temperature(oof, np.array([classes.index(y) for y in labels[tr]]))
-        oof = apply_temperature(oof, temperature)
-        thresholds = choose_thresholds(oof, classes, labels[tr], taxonomy, cfg.target_110_recall, cfg.target_auto_accuracy,
-                                       review_budget=cfg.review_budget)
-        clf.fit(tr_texts, labels[tr])
-        clf.temperature_ = temperature
-        router = Router(TrainedModel(clf, taxonomy, thresholds, version=f"{new_version('linear')}-fold{k + 1}"))
+        model = fit_fold_model(cfg, taxonomy, [texts[i] for i in tr], labels[tr], inner_folds, version=f"{new_version('linear')}-fold{k + 1}")
+        clf, router = model.classifier, Router(model)
         te_texts = [normalize_text(texts[i]) for i in te]
         alone[te] = np.asarray(clf.classes_)[clf.predict_proba(te_texts).argmax(axis=1)]
         for i, d in zip(te, route_all(router, [texts[i] for i in te])):
