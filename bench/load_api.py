@@ -32,7 +32,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,16 +41,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench.live_server import hotline_server
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS_TRAIN = ROOT / "data" / "corpus" / "train.jsonl"
 CORPUS_TEST = ROOT / "data" / "corpus" / "test.jsonl"
 KEY = "bench-key-7f3e"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def build_model(workdir: Path) -> tuple[Path, str]:
@@ -180,31 +175,12 @@ def latency_fallbacks(url: str) -> float:
 
 def serve_and_load(args, workers: int, model_dir: Path, texts: list[str], scenarios: list[str], client: str, work: Path, rows: list) -> dict:
     """Start ``hotline serve --workers N``, warm it up, run the scenarios, stop it. Returns /health."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     run = work / f"workers{workers}"
-    run.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update(
-        PYTHONPATH=str(ROOT), HOTLINE_MODEL_DIR=str(model_dir), HOTLINE_DATABASE_URL=f"sqlite:///{run / 'bench.db'}",
-        HOTLINE_REGISTRY_DIR=str(run / "models"), HOTLINE_API_KEYS=f"{KEY}:call_taker",
-    )
+    settings = dict(HOTLINE_MODEL_DIR=str(model_dir), HOTLINE_DATABASE_URL=f"sqlite:///{run / 'bench.db'}",
+                    HOTLINE_REGISTRY_DIR=str(run / "models"), HOTLINE_API_KEYS=f"{KEY}:call_taker")
     if args.latency_budget_ms is not None:
-        env["HOTLINE_LATENCY_BUDGET_MS"] = str(args.latency_budget_ms)
-    cmd = [sys.executable, "-m", "serve.cli", "serve", "--port", str(port), "--workers", str(workers)]
-    log = open(run / "server.log", "w")
-    proc = subprocess.Popen(cmd, cwd=run, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("server did not start; log:\n" + (run / "server.log").read_text()[-3000:])
-            time.sleep(0.3)
+        settings["HOTLINE_LATENCY_BUDGET_MS"] = str(args.latency_budget_ms)
+    with hotline_server(run, settings, workers=workers) as (url, _pid):
         asyncio.run(run_load(url, texts, args.clients, 5.0, 0.0))  # warm-up: every worker, every code path
         for name in scenarios:
             think = args.think_ms if name == "paced" else 0.0
@@ -216,10 +192,6 @@ def serve_and_load(args, workers: int, model_dir: Path, texts: list[str], scenar
             res["fallbacks"] = latency_fallbacks(url) - before
             rows.append((workers, name if not think else f"paced ({think:g} ms think)", res))
         return httpx.get(url + "/health").json()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 def main(argv: list[str] | None = None) -> None:
