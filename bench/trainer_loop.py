@@ -176,6 +176,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         print(json.dumps(fit_once(args.child, args.rows, args.layers, args.epochs, args.base)))
         return
+    import importlib.util
+
+    if importlib.util.find_spec("accelerate") is None:
+        sys.exit("transformers.Trainer needs accelerate, which the product does not install: "
+                 "pip install --target DIR accelerate, then PYTHONPATH=.:DIR python -m bench.trainer_loop …")
     print("command: python -m bench.trainer_loop " + " ".join(sys.argv[1:] if argv is None else argv), flush=True)
     results = []
     for k in range(args.runs):
