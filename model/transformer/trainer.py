@@ -7,7 +7,7 @@ Like ``transformers.Trainer`` and setfit's trainer, training is apart from the m
 batch: the median ticket is 51 characters, not 128 tokens), it has two losses (department, and the
 channel with ignored rows) and bf16 autocast on CPU, and early stopping on validation accuracy +
 macro-F1 restores the best epoch's weights. Measured against a ``transformers.Trainer`` subclass doing
-the same (``python -m bench.trainer_loop``; bench/README.md, stop 18): not faster, longer, and it needs
+the same (bench/README.md, stop 18): not faster, longer, and it needs
 ``accelerate``, whose bf16 wrapper on the network would leave validation and inference in bf16.
 """
 from __future__ import annotations
