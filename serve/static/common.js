@@ -1,8 +1,18 @@
-// Shared by the call-taker page (/) and the supervisor page (/review): element lookup, JSON requests
+// Shared by the call-taker page (/), the supervisor page (/review) and the work-order desk (/orders): element lookup, JSON requests
 // with the page's API key, and the error banner. Plain JavaScript, no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+
+// The 设置 panel's 保存 (the review page and the work-order desk): the key for this tab, the operator's
+// name for this browser (removed when left empty); the panel closes.
+function saveSettings(keyStore, nameStore) {
+  sessionStorage.setItem(keyStore, $("apikey").value.trim());
+  const name = $("operator").value.trim();
+  if (name) localStorage.setItem(nameStore, name);
+  else localStorage.removeItem(nameStore);
+  $("settings").hidden = true;
+}
 
 // GET when body is undefined, else POST the body as JSON. Throws an Error with .status on a non-2xx answer.
 async function request(path, body, key, signal) {

@@ -399,10 +399,7 @@ function setup() {
   $("apikey").value = apiKey();
   $("operator").value = operatorId();
   $("save-key").addEventListener("click", () => {
-    sessionStorage.setItem(KEY_STORE, $("apikey").value.trim());
-    if ($("operator").value.trim()) localStorage.setItem(NAME_STORE, $("operator").value.trim());
-    else localStorage.removeItem(NAME_STORE);
-    $("settings").hidden = true;
+    saveSettings(KEY_STORE, NAME_STORE);
     departments = [];
     me = null;
     refresh(0);
