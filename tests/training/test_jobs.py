@@ -76,7 +76,9 @@ def test_a_background_transformer_retrain_runs_to_its_comparison_and_promotion_d
     # (other libraries' bars, e.g. tokenizing or saving the encoder, are progress too)
     bars = [r["progress"] for r in seen if r.get("progress") and r["progress"]["bar"].startswith("epoch")]
     assert bars and all(re.fullmatch(r"epoch [1-3]/3", p["bar"]) and p["epochs"] == 3 and 0 <= p["step"] <= p["total"] for p in bars)
-    assert any(p.get("eta_training_s") is not None for p in bars)
+    # an ETA wherever a bar had a rate (a bar read the instant it opened has none yet: how often that
+    # happens depends on the machine's load; the ETA's arithmetic is test_progress_is_read_…'s)
+    assert all(p.get("eta_training_s") is not None for p in bars if p.get("rate"))
     assert all(p["stage"] == "training" for p in bars) and done["stage"] == "done"
 
     result = done["result"]
