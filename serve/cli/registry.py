@@ -224,7 +224,7 @@ def export_reviews(
             with db.session() as s:
                 rows = labelled_rows(s)
                 rows, unnamed = with_order_rows(s, rows)  # written-back and returned orders (serve.transfers.labels)
-                rows = with_consult_rows(s, db.engine, rows)  # three-way consult outcomes (source consult)
+                rows = with_consult_rows(s, rows)  # three-way consult outcomes (source consult)
         except MigrationError as exc:
             raise ValueError(str(exc)) from None
         except SQLAlchemyError as exc:

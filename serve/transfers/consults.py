@@ -169,15 +169,11 @@ def consult_rows(session: Session, channels: tuple[str, ...] = ("110", "12345"))
                  review_id=None, call_id=c.call_id, decision=None, decided_at=as_utc(c.created_at)) for c in found]
 
 
-def with_consult_rows(session: Session, engine, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def with_consult_rows(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``rows`` (the export's labelled rows) with the consult rows merged in, newest first: a call's
     consult outcome wins over a review or feedback of the same call, an order's row (source
-    ``write_back`` or ``returned``, what actually happened) wins over the consult. A database from
-    before consult outcomes has none: ``rows`` come back as they are."""
-    from sqlalchemy import inspect
-
-    if not inspect(engine).has_table(ConsultOutcome.__tablename__):
-        return rows
+    ``write_back`` or ``returned``, what actually happened) wins over the consult. The database is
+    at the current schema (the export upgrades it first), so the table is there."""
     handled = {r["call_id"] for r in rows if r["source"] in ("write_back", "returned")}
     consulted = [r for r in consult_rows(session) if r["call_id"] not in handled]
     ids = {r["call_id"] for r in consulted}
