@@ -39,6 +39,8 @@ BENCHES = (
     Bench("transformer-speed", ("bench.transformer_speed",), (Path("bench/results/transformer-corpus/config.json"),), True),
     Bench("transformer-haikou", ("bench.transformer_real", "--dataset", "haikou", "--config", "6-layer-fast"),
           (SHARED / "haikou12345" / "dev.csv", BASE_Q4), True),
+    Bench("transformer-router-haikou", ("bench.transformer_router", "--dataset", "haikou", "--seed", "13", "--seed", "7"),
+          (SHARED / "haikou12345" / "dev.csv", BASE_Q4), True),
     Bench("transformer-taidi", ("bench.transformer_real", "--dataset", "taidi", "--config", "12-layer-long"),
           (SHARED / "taidi2020c" / "dev_titles.csv", BASE_Q4), True),
 )

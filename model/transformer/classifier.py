@@ -181,8 +181,7 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
         if self.ensemble_linear:
             self.ensemble_ = LogPoolEnsemble.fit(self.validation_proba_, texts, labels, tr, va, classes, self.channel_map,
                                                  self.random_state)
-            if len(va):
-                self.validation_proba_ = self.ensemble_.combine(self.validation_proba_, self.ensemble_.transform_rows([texts[i] for i in va]))
+            self.validation_proba_ = self.ensemble_.combine_held_out(self.validation_proba_)
         self.backend_, self.bf16_check_ = "torch", None
         self.n_params_ = int(sum(p.numel() for p in net.parameters())) + sum(m.n_params_ for m in self.members_)
         self.fit_seconds_ = round(time.perf_counter() - t0, 1)

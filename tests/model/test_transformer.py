@@ -360,6 +360,19 @@ def test_the_linear_ensemble_is_a_log_pool(unigram_base, tmp_path):
     network = clf._network_proba(clf._tokenize(TEXTS))
     linear = clf.ensemble_.linear.predict_proba(TEXTS)
     np.testing.assert_allclose(clf.predict_proba(TEXTS), apply_log_pool(network, linear, a, b) if b else network, atol=1e-6)
+    # Thresholds are chosen on validation_proba_: there the linear half must not have seen the rows
+    # (the refit linear model has; its in-sample probabilities hid 110 calls the router then missed).
+    from model.linear import LinearTextClassifier
+
+    va = clf.validation_index_
+    rest = np.setdiff1d(np.arange(len(TEXTS)), va)
+    held_out = LinearTextClassifier(channel_of=CHANNELS, random_state=clf.random_state).fit(
+        [TEXTS[i] for i in rest], np.asarray(LABELS)[rest]).predict_proba([TEXTS[i] for i in va])
+    network_va = clf._network_proba(clf._tokenize([TEXTS[i] for i in va]))
+    np.testing.assert_allclose(clf.validation_proba_, apply_log_pool(network_va, held_out, a, b) if b else network_va, atol=1e-5)
+    if b:
+        in_sample = apply_log_pool(network_va, clf.ensemble_.linear.predict_proba([TEXTS[i] for i in va]), a, b)
+        assert not np.allclose(clf.validation_proba_, in_sample, atol=1e-3)
     clf.save_pretrained(tmp_path / "m")
     assert json.loads((tmp_path / "m" / "transformer.json").read_text())["ensemble_exponents"] == [a, b]
     np.testing.assert_allclose(TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch").predict_proba(TEXTS),
