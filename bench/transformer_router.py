@@ -109,8 +109,14 @@ def main() -> None:
             rows += [lin, tfr, (f"gain over the linear router, seed {seed} (points)", 100 * (tfr[1] - lin[1]), 100 * (tfr[2] - lin[2]), None, None)]
             result["seeds"][seed] = {"linear_router": lin[1:], "transformer_router": tfr[1:], "transformer_classifier": alone,
                                      "fit_seconds": fit_s, "epochs": len(clf.history_), "history": clf.history_,
-                                     "test_rows": len(test), "train_rows": tf.metrics["train_rows"]}
-            print(f"seed {seed}: transformer fit {fit_s} s, {len(clf.history_)} epochs; classifier alone {alone[0]:.3f} / {alone[1]:.3f}", flush=True)
+                                     "test_rows": len(test), "train_rows": tf.metrics["train_rows"],
+                                     "channel_110": {"linear": linear.thresholds.get("channel_110"),
+                                                     "transformer": tf.thresholds.get("channel_110")},
+                                     "validation_rows": {"linear": linear.thresholds.get("n_validation"),
+                                                         "transformer": tf.thresholds.get("n_validation")}}
+            print(f"seed {seed}: transformer fit {fit_s} s, {len(clf.history_)} epochs; classifier alone {alone[0]:.3f} / {alone[1]:.3f}; "
+                  f"110 threshold linear {linear.thresholds.get('channel_110')} (on {linear.thresholds.get('n_validation')} rows), "
+                  f"transformer {tf.thresholds.get('channel_110')} (on {tf.thresholds.get('n_validation')} rows)", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"transformer_router_{args.dataset}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     print(f"\n{args.dataset}: {result['split']}; transformer params: the defaults" + (f" with {params}" if params else ""))
