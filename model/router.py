@@ -194,10 +194,9 @@ class Router:
 
     # ------------------------------------------------------------------------------------------
     def _name(self, code: str) -> str:
-        name = self._names.get(code)
-        if name is None:
-            name = self._names[code] = self._lookup_name(code)
-        return name
+        if code not in self._names:
+            self._names[code] = self._lookup_name(code)
+        return self._names[code]
 
     def _lookup_name(self, code: str) -> str:
         if code in self.taxonomy:
@@ -208,10 +207,9 @@ class Router:
         return base[code].name if code in base else code
 
     def _channel(self, code: str) -> str:
-        channel = self._channels.get(code)
-        if channel is None:
-            channel = self._channels[code] = self._lookup_channel(code)
-        return channel
+        if code not in self._channels:
+            self._channels[code] = self._lookup_channel(code)
+        return self._channels[code]
 
     def _lookup_channel(self, code: str) -> str:
         if code == SERVICE_DESK_110:
