@@ -107,7 +107,7 @@ def main() -> None:
         ("hotline serve, 1 worker", "single route while 256 × 2,000-digit batches run back to back: p50 / p99 ms", f"{pct(busy, .5):.1f} / {pct(busy, .99):.1f} (n={len(busy)})"),
         ("hotline serve, 1 worker", "one 256 × 2,000-digit batch: median s (HTTP status)", f"{statistics.median(batch_s):.2f} ({', '.join(sorted({str(c) for c in codes}))}; n={len(batch_s)})"),
     ]
-    print(f"\n| where | measure | value |\n|---|---|---|")
+    print("\n| where | measure | value |\n|---|---|---|")
     for a, b, c in rows:
         print(f"| {a} | {b} | {c} |")
 

@@ -38,7 +38,7 @@ import numpy as np
 from data.cleaning import normalize_text
 from data.taxonomy import Taxonomy, default_taxonomy
 from model.artifacts import TrainedModel
-from model.danger import DangerAssessor, DangerVerdict
+from model.danger import DangerAssessor
 from model.rules import RuleEngine, RuleMatch
 from model.thresholds import decide, is_110, review_threshold_for_budget, unclear_line
 
