@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from bench.real_decisions import HAIKOU_POLICE
-from bench.transformer_real import DATASETS, RESULTS, scores
+from bench.transformer_real import DATASETS, RESULTS, scores, svc_baseline
 from data.cleaning import normalize_text
 from data.corpus import TRAIN_PATH, read_jsonl
 from model.encoder.prune import prune_vocabulary
@@ -117,6 +117,8 @@ def main() -> None:
             print(f"seed {seed}: transformer fit {fit_s} s, {len(clf.history_)} epochs; classifier alone {alone[0]:.3f} / {alone[1]:.3f}; "
                   f"110 threshold linear {linear.thresholds.get('channel_110')} (on {linear.thresholds.get('n_validation')} rows), "
                   f"transformer {tf.thresholds.get('channel_110')} (on {tf.thresholds.get('n_validation')} rows)", flush=True)
+    result["svc"] = svc_baseline(args.dataset)
+    rows.append(("char TF-IDF + LinearSVC (the classifier alone, no router)", *result["svc"], None, None))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"transformer_router_{args.dataset}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     print(f"\n{args.dataset}: {result['split']}; transformer params: the defaults" + (f" with {params}" if params else ""))
