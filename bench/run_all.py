@@ -43,6 +43,9 @@ BENCHES = (
           (SHARED / "haikou12345" / "dev.csv", BASE_Q4), True),
     Bench("transformer-taidi", ("bench.transformer_real", "--dataset", "taidi", "--config", "12-layer-long"),
           (SHARED / "taidi2020c" / "dev_titles.csv", BASE_Q4), True),
+    Bench("transformer-router-taidi", ("bench.transformer_router", "--dataset", "taidi", "--seed", "13", "--seed", "7"),
+          (SHARED / "taidi2020c" / "dev_titles.csv", BASE_Q4), True),
+    Bench("threshold-estimators", ("bench.threshold_estimators",), (SHARED / "haikou12345" / "dev.csv",)),
 )
 
 
