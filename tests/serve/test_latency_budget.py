@@ -49,9 +49,8 @@ def slow_transformer_dir(tmp_path_factory):
 def test_training_records_the_speed_and_the_fallback_it_serves_with(slow_transformer_dir):
     from model.artifacts import load_model
     from model.fallback import latency_fallback
-    from training.speed import cpu_info
-
     from model.transformer import backends
+    from training.speed import cpu_info
 
     metrics = json.loads((slow_transformer_dir / "metrics.json").read_text(encoding="utf-8"))
     speed = metrics["speed"]
