@@ -17,12 +17,27 @@ def proba(p110):
 
 
 def test_model_alone_threshold_catches_the_target_share_of_110_rows():
-    # 10 true 110 rows with P(110) 0.05..0.95 and 10 12345 rows at 0.02..0.4
-    p110 = np.r_[np.linspace(0.05, 0.95, 10), np.linspace(0.02, 0.4, 10)]
-    y = ["police_criminal"] * 10 + ["utilities"] * 10
+    # 19 true 110 rows with P(110) 0.05..0.95 and 10 12345 rows at 0.02..0.4: j = floor(0.1 · 20) = 2
+    p110 = np.r_[np.linspace(0.05, 0.95, 19), np.linspace(0.02, 0.4, 10)]
+    y = ["police_criminal"] * 19 + ["utilities"] * 10
     t = choose_thresholds(proba(p110), CLASSES, y, TAX, target_110_recall=0.9)
-    assert t["channel_110"] == round(np.linspace(0.05, 0.95, 10)[1], 6)  # one miss of ten allowed
-    assert t["validation_110_recall"] == 0.9
+    assert t["channel_110"] == round(np.linspace(0.05, 0.95, 19)[1], 6)  # one miss of 19 on validation
+    assert t["validation_110_recall"] == round(18 / 19, 4)
+
+
+@pytest.mark.parametrize("n", [20, 50, 108, 300])
+def test_expected_110_recall_on_new_calls_meets_the_target(n):
+    """With validation P(110) of 110 calls drawn uniform on [0, 0.5], a new 110 call is missed with probability
+    2·t: averaged over many validation draws it stays within the target, whatever the validation size. The
+    earlier rule (miss floor((1 − target)·n) on validation) fell short by about 1 / (n + 1)."""
+    from model.thresholds import recall_threshold
+
+    rng = np.random.default_rng(n)
+    target = 0.95
+    miss = np.mean([2 * recall_threshold(rng.uniform(0, 0.5, n), target) for _ in range(4000)])
+    assert miss <= 1 - target + 0.002
+    old_rule = np.mean([2 * np.sort(rng.uniform(0, 0.5, n))[int(np.floor((1 - target) * n))] for _ in range(4000)])
+    assert old_rule > 1 - target + 0.002  # the shortfall this rule fixes
 
 
 def test_decide_suggests_the_most_probable_department_where_the_line_is_unclear():
