@@ -109,7 +109,6 @@ def main() -> None:
             rows += [lin, tfr, (f"gain over the linear router, seed {seed} (points)", 100 * (tfr[1] - lin[1]), 100 * (tfr[2] - lin[2]), None, None)]
             result["seeds"][seed] = {"linear_router": lin[1:], "transformer_router": tfr[1:], "transformer_classifier": alone,
                                      "fit_seconds": fit_s, "epochs": len(clf.history_), "history": clf.history_,
-                                     "teachers": getattr(clf, "teachers_", []),
                                      "test_rows": len(test), "train_rows": tf.metrics["train_rows"],
                                      "channel_110": {"linear": linear.thresholds.get("channel_110"),
                                                      "transformer": tf.thresholds.get("channel_110")},

@@ -36,7 +36,6 @@ from sklearn.utils.validation import check_is_fitted
 from model.calibration import channel_mask, move_110_mass
 from model.encoder import base_prefix
 from model.transformer import backends
-from model.transformer.distill import cross_fitted_targets
 from model.transformer.ensemble import LogPoolEnsemble
 from model.transformer.inference import NetworkRunner
 from model.transformer.network import (DEFAULT_BASE_MODEL, ENCODER_DIR, HEADS_FILE, LINEAR_FILE, MEMBERS_DIR, META_FILE, ONNX_FILE,
@@ -87,17 +86,13 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
         ``random_state + 1000·k``, each calibrated, their probabilities averaged; three networks met
         the Haikou and Taidi targets where one did not robustly (bench/README.md, stop 13), at
         ``n_networks`` times the cost. Networks 2 … n are saved under ``members/<k>/``.
-    distill_folds, distill_weight :
-        Cross-fitted distillation (:mod:`model.transformer.distill`): 0 (off), or K teacher networks whose
-        probabilities of the training rows they did not see the one served network also learns.
 
     Attributes
     ----------
     classes_, channels_, prefix_, temperature_, channel_temperature_, history_ (per epoch), precision_,
     validation_proba_ / validation_labels_ / validation_index_ (calibrated held-out probabilities:
     thresholds are chosen on them), backend_, bf16_check_, ensemble_ (LogPoolEnsemble or None),
-    members_ (networks 2 … n), network_validation_proba_ (n_networks, n_val, n_classes), teachers_ (one record per
-    distillation teacher).
+    members_ (networks 2 … n), network_validation_proba_ (n_networks, n_val, n_classes).
     """
 
     model_class = "transformer"
@@ -111,7 +106,7 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
         dropout: float = 0.1, val_fraction: float = 0.1, early_stopping_patience: int = 3, calibrate: bool = True,
         device: str = "auto", precision: str = "auto", backend: str = "auto", eval_batch_size: int = 16, onnx_batch_size: int = 1,
         onnx_workers: int | None = None, ensemble_linear: bool = True, n_networks: int = 1, split_random_state: int | None = None,
-        distill_folds: int = 0, distill_weight: float = 0.5, random_state: int = 0, progress: bool = False,
+        random_state: int = 0, progress: bool = False,
     ):
         self.base_model, self.prefix, self.max_length, self.num_layers = base_model, prefix, max_length, num_layers
         self.epochs, self.batch_size, self.lr_encoder, self.lr_head, self.lr_embeddings = epochs, batch_size, lr_encoder, lr_head, lr_embeddings
@@ -121,7 +116,6 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
         self.calibrate, self.device, self.precision, self.backend = calibrate, device, precision, backend
         self.eval_batch_size, self.onnx_batch_size, self.onnx_workers = eval_batch_size, onnx_batch_size, onnx_workers
         self.ensemble_linear, self.n_networks, self.split_random_state = ensemble_linear, n_networks, split_random_state
-        self.distill_folds, self.distill_weight = distill_folds, distill_weight
         self.random_state, self.progress = random_state, progress
 
     def _check_params(self) -> TrainingArguments:
@@ -168,17 +162,9 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
         self.tokenizer_ = AutoTokenizer.from_pretrained(base)
         data = trainer.encode_dataset(self._tokenize, texts, y, c)
         ids, lengths = list(data["input_ids"]), np.asarray(data["length"])
-
-        def make_net():
-            return network_class()(load_encoder(base, self.num_layers), len(classes), len(self.channels_), self.dropout,
-                                   self.pooling).to(trainer.device())
-
-        soft, self.teachers_ = None, []
-        if trainer.args.distill_folds:
-            soft, self.teachers_ = cross_fitted_targets(trainer, make_net, ids, lengths, y, c, tr, va, self._pad_id())
-            trainer.seed()  # the served network starts as it would without teachers
-        self.net_, self.session_ = (net := make_net()), None  # the validation logits read it
-        self.history_ = trainer.train(net, ids, lengths, y, c, tr, va, lambda seqs: self._logits(seqs)[0], self._pad_id(), soft)
+        net = network_class()(load_encoder(base, self.num_layers), len(classes), len(self.channels_), self.dropout, self.pooling)
+        self.net_, self.session_ = net.to(trainer.device()), None  # the validation logits read it
+        self.history_ = trainer.train(net, ids, lengths, y, c, tr, va, lambda seqs: self._logits(seqs)[0], self._pad_id())
         self.precision_ = trainer.precision_
         net.eval()
         self.temperature_, self.channel_temperature_ = 1.0, 1.0
@@ -304,7 +290,6 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
             "prefix": self.prefix_, "temperature": self.temperature_, "channel_temperature": self.channel_temperature_,
             "history": self.history_, "n_params": self.n_params_, "fit_seconds": getattr(self, "fit_seconds_", None),
             "precision": getattr(self, "precision_", None), "members": len(self._members()), "bf16": self.bf16_check_,
-            "teachers": getattr(self, "teachers_", []),
             "ensemble_exponents": None if ens is None else list(ens.exponents),
         }
         (out / LINEAR_FILE).unlink(missing_ok=True)
@@ -343,7 +328,7 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
         clf.classes_, clf.channels_, clf.prefix_ = np.asarray(meta["classes"]), list(meta["channels"]), meta["prefix"]
         clf.temperature_, clf.channel_temperature_ = float(meta["temperature"]), float(meta["channel_temperature"])
         clf.history_, clf.precision_, clf.n_params_ = meta.get("history", []), meta.get("precision"), meta.get("n_params")
-        clf.path_, clf.bf16_check_, clf.teachers_ = path, meta.get("bf16"), meta.get("teachers", [])
+        clf.path_, clf.bf16_check_ = path, meta.get("bf16")
         clf.ensemble_ = LogPoolEnsemble.load(path / LINEAR_FILE, meta["ensemble_exponents"]) if (path / LINEAR_FILE).exists() else None
         clf.tokenizer_ = AutoTokenizer.from_pretrained(path / ENCODER_DIR)
         clf.backend_ = clf._choose_backend(path)

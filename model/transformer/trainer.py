@@ -48,9 +48,6 @@ class TrainingArguments:
     AVX512-BF16, CUDA devices that support it). Measured on the 2-core Xeon (AMX): a step of 32
     texts × 48 tokens through the 12-layer e5 took 0.96 s in bf16 against 1.86 s in fp32.
     split_random_state: seed of the split (None: ``random_state``; a seed ensemble's networks share it).
-    distill_folds: 0, or K ≥ 2 teacher networks cross-fitted on the training rows
-    (:mod:`model.transformer.distill`), whose probabilities of the rows they did not train on the network
-    learns with weight ``distill_weight`` (the labels keep 1 − ``distill_weight``).
     """
 
     epochs: int = 8
@@ -69,8 +66,6 @@ class TrainingArguments:
     device: str = "auto"
     precision: str = "auto"
     split_random_state: int | None = None
-    distill_folds: int = 0
-    distill_weight: float = 0.5
     random_state: int = 0
     progress: bool = False
 
@@ -83,10 +78,6 @@ class TrainingArguments:
             raise ValueError("label_smoothing must be in [0, 1)")
         if not 0 <= self.val_fraction < 1:
             raise ValueError("val_fraction must be in [0, 1)")
-        if not (isinstance(self.distill_folds, (int, np.integer)) and (self.distill_folds == 0 or self.distill_folds >= 2)):
-            raise ValueError(f"distill_folds must be 0 (off) or an int >= 2, got {self.distill_folds!r}")
-        if not 0 <= self.distill_weight <= 1:
-            raise ValueError("distill_weight must be in [0, 1]")
 
     @classmethod
     def from_params(cls, params: dict) -> "TrainingArguments":
@@ -193,12 +184,11 @@ class Trainer:
         return groups
 
     def train(self, net, ids: list, lengths: np.ndarray, y: np.ndarray, c: np.ndarray, tr: np.ndarray, va: np.ndarray,
-              val_logits: Callable[[list], np.ndarray], pad_id: int, soft: np.ndarray | None = None) -> list[dict]:
+              val_logits: Callable[[list], np.ndarray], pad_id: int) -> list[dict]:
         """Train ``net`` (on :meth:`device`) on rows ``tr`` of token ids ``ids``, department labels ``y``
         and channel labels ``c`` (-100: none), padded with ``pad_id``; early stopping on rows ``va`` (none if empty), whose
-        department logits ``val_logits(token ids)`` gives. ``soft``: teacher probabilities (n_rows, n_classes)
-        learnt with weight ``distill_weight`` (cross-entropy against them) beside the labels. The best epoch's
-        weights are left in ``net``. Returns the history, one dict per epoch."""
+        department logits ``val_logits(token ids)`` gives. The best epoch's weights are left in ``net``.
+        Returns the history, one dict per epoch."""
         torch = import_torch()
         from tqdm.auto import tqdm
         from transformers import get_linear_schedule_with_warmup
@@ -229,10 +219,6 @@ class Trainer:
                     dep_logits, chan_logits = net(inp, att)
                 # The losses in float32 (autocast would run them in float32 anyway; explicit here).
                 loss = loss_dep(dep_logits.float(), torch.as_tensor(y[rows], device=device))
-                if soft is not None:
-                    target = torch.as_tensor(soft[rows], device=device)
-                    soft_loss = -(target * torch.log_softmax(dep_logits.float(), dim=1)).sum(1).mean()
-                    loss = (1 - a.distill_weight) * loss + a.distill_weight * soft_loss
                 if net.channel is not None:
                     loss = loss + a.channel_loss_weight * loss_chan(chan_logits.float(), torch.as_tensor(c[rows], device=device))
                 optimizer.zero_grad(set_to_none=True)

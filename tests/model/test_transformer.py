@@ -380,7 +380,7 @@ def test_the_linear_ensemble_is_a_log_pool(unigram_base, tmp_path):
 
 
 @pytest.mark.parametrize("removed", ["ensemble_method", "average_checkpoints", "prior_correction", "refit_full", "lr_layer_decay",
-                                     "teacher", "distill_temperature"])
+                                     "distill_weight", "distill_temperature"])
 def test_options_the_benchmarks_rejected_are_gone(removed):
     """Issue 20: one recipe. The rejected options are no parameters any more (bench/README.md says why)."""
     assert removed not in TransformerTextClassifier().get_params()
@@ -435,36 +435,3 @@ def test_training_arguments_are_typed_and_checked():
         TrainingArguments(class_weight="inverse")
     with pytest.raises(ValueError, match="val_fraction"):
         TrainingArguments(val_fraction=1.0)
-
-
-def test_distillation_teachers_never_predict_rows_they_trained_on(unigram_base, tmp_path, monkeypatch):
-    """Cross-fitted distillation: each teacher trains on the training rows outside its fold and gives
-    probabilities of that fold only; the served network learns them on every training row (never on the
-    validation rows); the folder records the teachers and serves one network."""
-    from model.transformer.trainer import Trainer
-
-    calls = []
-    real_train = Trainer.train
-
-    def spy(self, net, ids, lengths, y, c, tr, va, val_logits, pad_id, soft=None):
-        calls.append({"tr": np.array(tr), "va": np.array(va), "soft": None if soft is None else np.array(soft)})
-        return real_train(self, net, ids, lengths, y, c, tr, va, val_logits, pad_id, soft)
-
-    monkeypatch.setattr(Trainer, "train", spy)
-    clf = TransformerTextClassifier(base_model=str(unigram_base), ensemble_linear=False, distill_folds=3,
-                                    **FAST).fit(TEXTS, LABELS)
-    *teachers, served = calls
-    assert len(teachers) == 3 and served["soft"] is not None and all(t["soft"] is None for t in teachers)
-    tr, va = served["tr"], served["va"]
-    held = [np.setdiff1d(tr, t["tr"]) for t in teachers]
-    assert all(np.array_equal(t["va"], va) for t in teachers)
-    assert np.array_equal(np.sort(np.concatenate(held)), tr)  # the folds partition the training rows
-    soft = served["soft"]
-    assert np.allclose(soft[tr].sum(1), 1.0, atol=1e-5) and not soft[va].any()
-    assert [t["predicted_rows"] for t in clf.teachers_] == [len(h) for h in held]
-    clf.save_pretrained(tmp_path / "m")
-    again = TransformerTextClassifier.from_pretrained(tmp_path / "m", backend="torch")
-    assert len(again.teachers_) == 3 and not again._members()
-    np.testing.assert_allclose(again.predict_proba(TEXTS[:5]), clf.predict_proba(TEXTS[:5]), atol=1e-5)
-    with pytest.raises(ValueError, match="distill_folds"):
-        TransformerTextClassifier(distill_folds=1).fit(TEXTS, LABELS)
