@@ -10,7 +10,7 @@ from training.speed import speed_lines
 def channel_threshold_line(t: dict) -> str:
     """The card's line for the 110 threshold: what it is, the recall target, what it gave on validation."""
     return (f"- bring 110 in when P(110) ≥ **{t['channel_110']:.4f}**: a transfer from 0.5 when a 110 department is also the most probable one, a three-way consult otherwise "
-            f"(target 110 recall {t['target_110_recall']}, the model alone; "
+            f"(target 110 recall {t['target_110_recall']} expected on new calls, the model alone; "
             f"validation 110 recall {_fmt(t.get('validation_110_recall'))}, precision {_fmt(t.get('validation_110_precision'))})")
 
 
