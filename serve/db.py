@@ -267,6 +267,8 @@ def make_engine(url: str, timeout_s: float = 3.0) -> Engine:
         kw: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": timeout_s}}
         if memory:
             kw["poolclass"] = StaticPool  # one shared connection, or every session would see an empty database
+        else:
+            kw["pool_timeout"] = timeout_s  # SQLAlchemy's default checkout wait is 30 s
         engine = create_engine(u, **kw)
 
         @event.listens_for(engine, "connect")
