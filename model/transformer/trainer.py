@@ -48,9 +48,6 @@ class TrainingArguments:
     AVX512-BF16, CUDA devices that support it). Measured on the 2-core Xeon (AMX): a step of 32
     texts × 48 tokens through the 12-layer e5 took 0.96 s in bf16 against 1.86 s in fp32.
     split_random_state: seed of the split (None: ``random_state``; a seed ensemble's networks share it).
-    ema_decay: None, or keep an exponential moving average of the weights (:class:`WeightAverage`)
-    with this decay per optimiser step; validation, early stopping and the weights kept then use the
-    average instead of the last step's weights.
     """
 
     epochs: int = 8
@@ -69,7 +66,6 @@ class TrainingArguments:
     device: str = "auto"
     precision: str = "auto"
     split_random_state: int | None = None
-    ema_decay: float | None = None
     random_state: int = 0
     progress: bool = False
 
@@ -82,51 +78,12 @@ class TrainingArguments:
             raise ValueError("label_smoothing must be in [0, 1)")
         if not 0 <= self.val_fraction < 1:
             raise ValueError("val_fraction must be in [0, 1)")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be None or in (0, 1), got {self.ema_decay!r}")
 
     @classmethod
     def from_params(cls, params: dict) -> "TrainingArguments":
         """The arguments among a classifier's ``get_params()`` (the others are the model's)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in params.items() if k in names})
-
-
-class WeightAverage:
-    """An exponential moving average of a network's floating-point weights and buffers, updated after
-    each optimiser step: ``avg += (1 - d) * (w - avg)`` with ``d = min(decay, (1 + t) / (10 + t))`` at
-    step t, so the randomly initialised heads leave the average within the first tens of steps.
-    :meth:`swapped_in` puts the average into the network for a block (validation) and restores the
-    training weights after it."""
-
-    def __init__(self, net, decay: float):
-        self.decay, self.steps = float(decay), 0
-        state = net.state_dict()
-        self.names = [k for k, v in state.items() if v.dtype.is_floating_point]
-        self.average = [state[k].detach().clone() for k in self.names]
-
-    def update(self, net) -> None:
-        torch = import_torch()
-        self.steps += 1
-        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        state = net.state_dict()
-        with torch.no_grad():
-            torch._foreach_lerp_(self.average, [state[k] for k in self.names], 1.0 - d)
-
-    @contextlib.contextmanager
-    def swapped_in(self, net):
-        torch = import_torch()
-        state = net.state_dict()  # tensors sharing the parameters' storage
-        live = [state[k].detach().clone() for k in self.names]
-        with torch.no_grad():
-            for k, v in zip(self.names, self.average):
-                state[k].copy_(v)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for k, v in zip(self.names, live):
-                    state[k].copy_(v)
 
 
 class Trainer:
@@ -249,7 +206,6 @@ class Trainer:
         autocast = self.autocast(device)
         logger.info("training on %s in %s: %d rows, up to %d epochs", device, self.precision_, len(tr), a.epochs)
 
-        average = WeightAverage(net, a.ema_decay) if a.ema_decay else None
         history, best, best_state, bad = [], -np.inf, None, 0
         for epoch in range(int(a.epochs)):
             net.train()
@@ -270,21 +226,18 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
-                if average is not None:
-                    average.update(net)
                 losses.append(float(loss.detach()))
             record = {"epoch": epoch + 1, "train_loss": round(float(np.mean(losses)), 4), "seconds": round(time.perf_counter() - te, 1)}
             if len(va):
-                with average.swapped_in(net) if average is not None else contextlib.nullcontext():
-                    pred = val_logits([ids[i] for i in va]).argmax(1)
-                    record["val_accuracy"] = round(float(accuracy_score(y[va], pred)), 4)
-                    record["val_macro_f1"] = round(float(f1_score(y[va], pred, average="macro", labels=np.unique(y[va]), zero_division=0)), 4)
-                    score = record["val_accuracy"] + record["val_macro_f1"]
-                    if score > best + 1e-6:  # copy the weights only when they are the best so far
-                        best, bad = score, 0
-                        best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-                    else:
-                        bad += 1
+                pred = val_logits([ids[i] for i in va]).argmax(1)
+                record["val_accuracy"] = round(float(accuracy_score(y[va], pred)), 4)
+                record["val_macro_f1"] = round(float(f1_score(y[va], pred, average="macro", labels=np.unique(y[va]), zero_division=0)), 4)
+                score = record["val_accuracy"] + record["val_macro_f1"]
+                if score > best + 1e-6:  # copy the weights only when they are the best so far
+                    best, bad = score, 0
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+                else:
+                    bad += 1
             history.append(record)
             logger.info("epoch %s", record)
             if len(va) and bad >= a.early_stopping_patience:

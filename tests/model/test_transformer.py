@@ -380,7 +380,7 @@ def test_the_linear_ensemble_is_a_log_pool(unigram_base, tmp_path):
 
 
 @pytest.mark.parametrize("removed", ["ensemble_method", "average_checkpoints", "prior_correction", "refit_full", "lr_layer_decay",
-                                     "distill_weight", "distill_temperature"])
+                                     "distill_weight", "distill_temperature", "distill_folds", "ema_decay"])
 def test_options_the_benchmarks_rejected_are_gone(removed):
     """Issue 20: one recipe. The rejected options are no parameters any more (bench/README.md says why)."""
     assert removed not in TransformerTextClassifier().get_params()
@@ -411,14 +411,12 @@ def test_a_folder_trained_before_issue_20_says_to_retrain(fitted, tmp_path):
         load_model(out)
 
 
-@pytest.mark.parametrize("ema_decay", [None, 0.9])
-def test_early_stopping_serves_the_best_epoch(unigram_base, ema_decay):
+def test_early_stopping_serves_the_best_epoch(unigram_base):
     """The weights served are the best validation epoch's, not the last one's: the validation
-    accuracy + macro-F1 of the served network is the best in the history (with ``ema_decay``: of the
-    averaged weights, which are what was validated)."""
+    accuracy + macro-F1 of the served network is the best in the history."""
     from sklearn.metrics import accuracy_score, f1_score
 
-    clf = TransformerTextClassifier(base_model=str(unigram_base), ensemble_linear=False, calibrate=False, ema_decay=ema_decay,
+    clf = TransformerTextClassifier(base_model=str(unigram_base), ensemble_linear=False, calibrate=False,
                                     **dict(FAST, epochs=6, lr_encoder=2e-2)).fit(TEXTS, LABELS)
     va = clf.validation_index_
     y = np.asarray(LABELS)[va]
@@ -437,30 +435,3 @@ def test_training_arguments_are_typed_and_checked():
         TrainingArguments(class_weight="inverse")
     with pytest.raises(ValueError, match="val_fraction"):
         TrainingArguments(val_fraction=1.0)
-    with pytest.raises(ValueError, match="ema_decay"):
-        TrainingArguments(ema_decay=1.0)
-
-
-def test_the_weight_average_follows_each_step_and_is_swapped_in_only_for_its_block():
-    """avg += (1 - d)(w - avg), d = min(decay, (1 + t) / (10 + t)); float buffers are averaged, the
-    integer step counter is not; the training weights come back after the block."""
-    import torch
-
-    from model.transformer.trainer import WeightAverage
-
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
-    w0 = net[0].weight.detach().clone()
-    average = WeightAverage(net, decay=0.9)
-    assert average.names == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var"]
-    expected = w0.clone()
-    for t in (1, 2, 3):
-        with torch.no_grad():
-            net[0].weight.add_(1.0)
-        average.update(net)
-        d = min(0.9, (1 + t) / (10 + t))
-        expected += (1 - d) * (net[0].weight.detach() - expected)
-    trained = net[0].weight.detach().clone()
-    with average.swapped_in(net):
-        assert torch.allclose(net[0].weight, expected) and not torch.allclose(net[0].weight, trained)
-    assert torch.equal(net[0].weight, trained)
