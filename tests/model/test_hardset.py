@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from data.cleaning import dedup_key
 from data.corpus import TEST_PATH, TRAIN_PATH
