@@ -48,9 +48,6 @@ class TrainingArguments:
     AVX512-BF16, CUDA devices that support it). Measured on the 2-core Xeon (AMX): a step of 32
     texts × 48 tokens through the 12-layer e5 took 0.96 s in bf16 against 1.86 s in fp32.
     split_random_state: seed of the split (None: ``random_state``; a seed ensemble's networks share it).
-    rdrop_alpha: R-Drop (Liang et al. 2021): each batch passes twice with different dropout masks and
-    the loss adds ``rdrop_alpha`` × the symmetric KL divergence of the two department distributions
-    (0: off; about twice the time per step).
     """
 
     epochs: int = 8
@@ -69,7 +66,6 @@ class TrainingArguments:
     device: str = "auto"
     precision: str = "auto"
     split_random_state: int | None = None
-    rdrop_alpha: float = 0.0
     random_state: int = 0
     progress: bool = False
 
@@ -80,8 +76,6 @@ class TrainingArguments:
             raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError("label_smoothing must be in [0, 1)")
-        if self.rdrop_alpha < 0:
-            raise ValueError("rdrop_alpha must be >= 0")
         if not 0 <= self.val_fraction < 1:
             raise ValueError("val_fraction must be in [0, 1)")
 
@@ -221,17 +215,12 @@ class Trainer:
             for b in tqdm(batches, desc=f"epoch {epoch + 1}/{a.epochs}", disable=not a.progress, unit="batch"):
                 rows = tr[b]
                 inp, att = pad([ids[i] for i in rows], pad_id, device)
-                yb, cb = torch.as_tensor(y[rows], device=device), torch.as_tensor(c[rows], device=device)
-                if a.rdrop_alpha > 0:  # the batch twice in one pass: two dropout masks
-                    inp, att, yb, cb = inp.repeat(2, 1), att.repeat(2, 1), yb.repeat(2), cb.repeat(2)
                 with autocast():
                     dep_logits, chan_logits = net(inp, att)
                 # The losses in float32 (autocast would run them in float32 anyway; explicit here).
-                loss = loss_dep(dep_logits.float(), yb)
+                loss = loss_dep(dep_logits.float(), torch.as_tensor(y[rows], device=device))
                 if net.channel is not None:
-                    loss = loss + a.channel_loss_weight * loss_chan(chan_logits.float(), cb)
-                if a.rdrop_alpha > 0:
-                    loss = loss + a.rdrop_alpha * symmetric_kl(*dep_logits.float().chunk(2))
+                    loss = loss + a.channel_loss_weight * loss_chan(chan_logits.float(), torch.as_tensor(c[rows], device=device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -270,12 +259,3 @@ class Trainer:
         known = c >= 0
         t_chan = fit_temperature(softmax(chan_logits[known], axis=1), c[known], bounds) if chan_logits.shape[1] > 1 and known.any() else 1.0
         return round(t_dep, 5), round(t_chan, 5)
-
-
-def symmetric_kl(logits_a, logits_b):
-    """Mean over rows of (KL(p_a ‖ p_b) + KL(p_b ‖ p_a)) / 2 for two (n, k) logit tensors (nats)."""
-    torch = import_torch()
-    la, lb = torch.log_softmax(logits_a, dim=1), torch.log_softmax(logits_b, dim=1)
-    kl_ab = torch.nn.functional.kl_div(lb, la, log_target=True, reduction="batchmean")
-    kl_ba = torch.nn.functional.kl_div(la, lb, log_target=True, reduction="batchmean")
-    return (kl_ab + kl_ba) / 2
