@@ -270,7 +270,10 @@ def start_retrain(store: JobStore, cfg: RetrainConfig, policy: PromotionPolicy, 
 
 class ProgressMonitor(threading.Thread):
     """Copies :func:`tqdm_progress` into the job record every ``interval`` seconds, with the stage it
-    was taken in (``progress.stage``): after training the record keeps the last bar of training."""
+    was taken in (``progress.stage``). Once a fine-tune's "epoch k/K" bar has been recorded only
+    another epoch bar replaces it: the short bars that follow an epoch (validation, saving the
+    encoder, loading weights) would otherwise hide the epoch and the training's ETA, and after
+    training the record keeps the last epoch bar."""
 
     def __init__(self, store: JobStore, job_id: str, interval: float = 1.0):
         super().__init__(name=f"progress-{job_id}", daemon=True)
@@ -278,10 +281,13 @@ class ProgressMonitor(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
-        last = None
+        last, seen_epoch = None, False
         while not self._halt.wait(self.interval):
             snap = tqdm_progress()
-            if snap is not None and snap != last and not self._halt.is_set():
+            if snap is None or (seen_epoch and "epochs" not in snap):
+                continue
+            seen_epoch = seen_epoch or "epochs" in snap
+            if snap != last and not self._halt.is_set():
                 with self.store._locked():
                     record = self.store._read(self.job_id)
                     record["progress"] = {**snap, "stage": record.get("stage")}

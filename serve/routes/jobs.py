@@ -64,7 +64,7 @@ class JobOut(BaseModel):
     finished: str | None = None
     updated: str | None = None
     pid: int | None = None
-    progress: dict[str, Any] | None = Field(None, description="The training's newest progress bar: bar, step, total, rate, eta_s, epoch/epochs, eta_training_s")
+    progress: dict[str, Any] | None = Field(None, description="The training's newest progress bar (once the fine-tune has begun, its newest epoch bar): bar, step, total, rate, eta_s, epoch/epochs, eta_training_s")
     result: dict[str, Any] | None = Field(None, description="Once done: comparison table, deltas, verdict (accepted, reason), promoted")
     error: str | None = None
     log_tail: list[str] = []

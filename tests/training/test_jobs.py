@@ -28,7 +28,7 @@ TINY_PARAMS = ["--param", "lr_encoder=2e-3", "--param", "lr_head=5e-3", "--param
 
 
 def hotline(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HOTLINE_REGISTRY_DIR": str(cwd / "models"), "HOTLINE_JOB_PROGRESS_S": "0.2", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "HOTLINE_REGISTRY_DIR": str(cwd / "models"), "HOTLINE_JOB_PROGRESS_S": "0.02", "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "serve.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -74,6 +74,9 @@ def test_a_background_transformer_retrain_runs_to_its_comparison_and_promotion_d
     assert {r["state"] for r in seen} <= {"queued", "running", "done"}
     # progress came from the fine-tune's tqdm bars: "epoch k/3", steps of an epoch, an ETA
     # (other libraries' bars, e.g. tokenizing or saving the encoder, are progress too)
+    # The tiny fine-tune lasts ~0.2 s: sampled every 0.02 s, and the record keeps its last epoch bar
+    # (the bars after it do not replace it), so the final record shows one whatever this poll caught.
+    assert re.fullmatch(r"epoch [1-3]/3", done["progress"]["bar"]), done["progress"]
     bars = [r["progress"] for r in seen if r.get("progress") and r["progress"]["bar"].startswith("epoch")]
     assert bars and all(re.fullmatch(r"epoch [1-3]/3", p["bar"]) and p["epochs"] == 3 and 0 <= p["step"] <= p["total"] for p in bars)
     # an ETA wherever a bar had a rate (a bar read the instant it opened has none yet: how often that
@@ -123,6 +126,43 @@ def test_a_killed_job_shows_as_failed_and_a_running_one_can_be_cancelled(work):
     assert rec["state"] == "cancelled" and not process_alive(rec["pid"], rec["pid_start"])
     assert hotline("jobs", "cancel", second, cwd=work).returncode == 2  # nothing left to cancel
     assert hotline("jobs", "status", "retrain-20990101-000000-abcd", cwd=work).returncode == 2
+
+
+def test_the_record_keeps_the_last_epoch_bar_when_shorter_bars_follow(tmp_path):
+    """A fine-tune's epoch bar is followed by short ones (validation, saving, loading weights): the job
+    record keeps the epoch bar and its ETA; bars before the first epoch are progress as usual."""
+    from tqdm.auto import tqdm
+
+    from training.jobs import ProgressMonitor
+
+    store = JobStore(tmp_path / "models")
+    store.create("retrain-20261207-000000-abcd", "retrain", {})
+    monitor = ProgressMonitor(store, "retrain-20261207-000000-abcd", interval=0.01)
+    monitor.start()
+
+    def recorded_bar(want: str) -> str | None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            p = store.status("retrain-20261207-000000-abcd").get("progress")
+            if p and p["bar"] == want:
+                return want
+            time.sleep(0.01)
+        return (store.status("retrain-20261207-000000-abcd").get("progress") or {}).get("bar")
+
+    try:
+        with open(os.devnull, "w") as sink:
+            with tqdm(total=3, desc="validation folds", file=sink):
+                assert recorded_bar("validation folds") == "validation folds"
+            with tqdm(total=10, desc="epoch 1/2", file=sink) as bar:
+                bar.update(4)
+                assert recorded_bar("epoch 1/2") == "epoch 1/2"
+            with tqdm(total=1, desc="Loading weights", file=sink):
+                time.sleep(0.2)  # 20 sampling intervals
+                assert store.status("retrain-20261207-000000-abcd")["progress"]["bar"] == "epoch 1/2"
+            with tqdm(total=10, desc="epoch 2/2", file=sink):
+                assert recorded_bar("epoch 2/2") == "epoch 2/2"
+    finally:
+        monitor.stop()
 
 
 def test_progress_is_read_from_open_tqdm_bars_and_the_log_tail_as_a_terminal_shows_it(tmp_path):
