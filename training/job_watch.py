@@ -52,10 +52,15 @@ def tqdm_progress() -> dict | None:
     from tqdm import tqdm as std
 
     with std.get_lock():
-        bars = [b for b in list(getattr(std, "_instances", ())) if not getattr(b, "disable", True)]
+        # A bar joins ``_instances`` early in its __init__: one still being built in another thread
+        # has no ``start_t`` yet (this crashed the job's progress thread when sampled at 20 ms).
+        bars = [b for b in list(getattr(std, "_instances", ())) if not getattr(b, "disable", True) and getattr(b, "start_t", None) is not None]
     if not bars:
         return None
-    f = max(bars, key=lambda b: b.start_t).format_dict
+    try:
+        f = max(bars, key=lambda b: b.start_t).format_dict
+    except AttributeError:  # closed or still half-built meanwhile: no reading this time
+        return None
     n, total, elapsed = f["n"], f["total"], f["elapsed"] or 0.0
     rate = f["rate"] or (n / elapsed if n and elapsed else None)
     out = {"bar": f.get("prefix") or "", "step": n, "total": total, "unit": f.get("unit"), "elapsed_s": round(elapsed, 1),

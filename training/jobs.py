@@ -283,7 +283,11 @@ class ProgressMonitor(threading.Thread):
     def run(self) -> None:
         last, seen_epoch = None, False
         while not self._halt.wait(self.interval):
-            snap = tqdm_progress()
+            try:
+                snap = tqdm_progress()
+            except Exception:  # a reading must never end the monitor: the job would show no progress
+                logger.debug("could not read the progress bars", exc_info=True)
+                continue
             if snap is None or (seen_epoch and "epochs" not in snap):
                 continue
             seen_epoch = seen_epoch or "epochs" in snap

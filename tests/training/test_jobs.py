@@ -178,6 +178,13 @@ def test_progress_is_read_from_open_tqdm_bars_and_the_log_tail_as_a_terminal_sho
     assert p["eta_training_s"] == pytest.approx(p["eta_s"] + 20 / p["rate"], rel=0.05, abs=0.2)
     with tqdm(total=3, desc="off", disable=True):
         assert tqdm_progress() is None  # a disabled bar is not progress
+    with open(os.devnull, "w") as sink, tqdm(total=3, desc="half-built", file=sink) as bar:
+        start = bar.start_t
+        del bar.start_t  # as another thread's bar is seen in the middle of its __init__
+        try:
+            assert tqdm_progress() is None
+        finally:
+            bar.start_t = start
     log = tmp_path / "job.log"
     log.write_text("INFO a: start\nepoch 1/2:  10%|#   | 1/10\repoch 1/2: 100%|####| 10/10\nINFO b: 来电人电话13812345678\n", encoding="utf-8")
     assert read_log_tail(log) == ["INFO a: start", "epoch 1/2: 100%|####| 10/10", read_log_tail(log)[-1]]
