@@ -57,10 +57,7 @@ def tqdm_progress() -> dict | None:
         bars = [b for b in list(getattr(std, "_instances", ())) if not getattr(b, "disable", True) and getattr(b, "start_t", None) is not None]
     if not bars:
         return None
-    try:
-        f = max(bars, key=lambda b: b.start_t).format_dict
-    except AttributeError:  # closed or still half-built meanwhile: no reading this time
-        return None
+    f = max(bars, key=lambda b: b.start_t).format_dict
     n, total, elapsed = f["n"], f["total"], f["elapsed"] or 0.0
     rate = f["rate"] or (n / elapsed if n and elapsed else None)
     out = {"bar": f.get("prefix") or "", "step": n, "total": total, "unit": f.get("unit"), "elapsed_s": round(elapsed, 1),
