@@ -106,7 +106,7 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
         dropout: float = 0.1, val_fraction: float = 0.1, early_stopping_patience: int = 3, calibrate: bool = True,
         device: str = "auto", precision: str = "auto", backend: str = "auto", eval_batch_size: int = 16, onnx_batch_size: int = 1,
         onnx_workers: int | None = None, ensemble_linear: bool = True, n_networks: int = 1, split_random_state: int | None = None,
-        mlm_epochs: int = 0, random_state: int = 0, progress: bool = False,
+        random_state: int = 0, progress: bool = False,
     ):
         self.base_model, self.prefix, self.max_length, self.num_layers = base_model, prefix, max_length, num_layers
         self.epochs, self.batch_size, self.lr_encoder, self.lr_head, self.lr_embeddings = epochs, batch_size, lr_encoder, lr_head, lr_embeddings
@@ -116,7 +116,7 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
         self.calibrate, self.device, self.precision, self.backend = calibrate, device, precision, backend
         self.eval_batch_size, self.onnx_batch_size, self.onnx_workers = eval_batch_size, onnx_batch_size, onnx_workers
         self.ensemble_linear, self.n_networks, self.split_random_state = ensemble_linear, n_networks, split_random_state
-        self.mlm_epochs, self.random_state, self.progress = mlm_epochs, random_state, progress
+        self.random_state, self.progress = random_state, progress
 
     def _check_params(self) -> TrainingArguments:
         """Check the model's parameters; returns the training ones (which check themselves)."""
@@ -164,7 +164,6 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
         ids, lengths = list(data["input_ids"]), np.asarray(data["length"])
         net = network_class()(load_encoder(base, self.num_layers), len(classes), len(self.channels_), self.dropout, self.pooling)
         self.net_, self.session_ = net.to(trainer.device()), None  # the validation logits read it
-        self.adaptation_ = trainer.adapt(net.encoder, ids, lengths, tr, self.tokenizer_)
         self.history_ = trainer.train(net, ids, lengths, y, c, tr, va, lambda seqs: self._logits(seqs)[0], self._pad_id())
         self.precision_ = trainer.precision_
         net.eval()

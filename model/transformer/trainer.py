@@ -48,8 +48,6 @@ class TrainingArguments:
     AVX512-BF16, CUDA devices that support it). Measured on the 2-core Xeon (AMX): a step of 32
     texts × 48 tokens through the 12-layer e5 took 0.96 s in bf16 against 1.86 s in fp32.
     split_random_state: seed of the split (None: ``random_state``; a seed ensemble's networks share it).
-    mlm_epochs: epochs of masked-LM on the training rows' texts before the fine-tune
-    (:mod:`model.transformer.adapt`), at ``lr_encoder``; 0: none.
     """
 
     epochs: int = 8
@@ -68,7 +66,6 @@ class TrainingArguments:
     device: str = "auto"
     precision: str = "auto"
     split_random_state: int | None = None
-    mlm_epochs: int = 0
     random_state: int = 0
     progress: bool = False
 
@@ -185,21 +182,6 @@ class Trainer:
         if emb:
             groups.append({"params": emb, "lr": emb_lr, "weight_decay": 0.0})
         return groups
-
-    def adapt(self, encoder, ids: list, lengths: np.ndarray, tr: np.ndarray, tokenizer) -> list[dict]:
-        """Masked-LM adaptation of ``encoder`` on the token ids of rows ``tr`` (``mlm_epochs`` epochs; none: [])
-        before :meth:`train`; returns one record per epoch."""
-        from model.transformer.adapt import adapt_encoder
-
-        a = self.args
-        if not a.mlm_epochs or not len(tr):
-            return []
-        special = [tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.cls_token_id,
-                   tokenizer.sep_token_id, tokenizer.unk_token_id, tokenizer.mask_token_id]
-        return adapt_encoder(encoder, [ids[i] for i in tr], lengths[tr], epochs=int(a.mlm_epochs), batch_size=a.batch_size, lr=a.lr_encoder,
-                             weight_decay=a.weight_decay, warmup_ratio=a.warmup_ratio, pad_id=tokenizer.pad_token_id,
-                             mask_id=tokenizer.mask_token_id, special_ids=special, autocast=self.autocast(next(encoder.parameters()).device),
-                             random_state=a.random_state, progress=a.progress)
 
     def train(self, net, ids: list, lengths: np.ndarray, y: np.ndarray, c: np.ndarray, tr: np.ndarray, va: np.ndarray,
               val_logits: Callable[[list], np.ndarray], pad_id: int) -> list[dict]:
