@@ -380,7 +380,8 @@ def test_the_linear_ensemble_is_a_log_pool(unigram_base, tmp_path):
 
 
 @pytest.mark.parametrize("removed", ["ensemble_method", "average_checkpoints", "prior_correction", "refit_full", "lr_layer_decay",
-                                     "distill_weight", "distill_temperature", "distill_folds", "ema_decay", "rdrop_alpha"])
+                                     "distill_weight", "distill_temperature", "distill_folds", "ema_decay", "rdrop_alpha",
+                                     "mlm_epochs"])
 def test_options_the_benchmarks_rejected_are_gone(removed):
     """Issue 20: one recipe. The rejected options are no parameters any more (bench/README.md says why)."""
     assert removed not in TransformerTextClassifier().get_params()
