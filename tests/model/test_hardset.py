@@ -12,11 +12,12 @@ import pytest
 from data.corpus import HARDSET_DIR
 
 
-@pytest.mark.parametrize("name", ["near_the_line.jsonl", "near_the_line_v2.jsonl", "near_the_line_v3.jsonl"])
-def test_the_hard_set_is_well_formed_and_apart_from_the_corpus(name):
+@pytest.mark.parametrize("name, at_least", [("near_the_line.jsonl", 300), ("near_the_line_v2.jsonl", 300), ("near_the_line_v3.jsonl", 300),
+                                            ("near_the_line_v4.jsonl", 190)])
+def test_the_hard_set_is_well_formed_and_apart_from_the_corpus(name, at_least):
     rows = [json.loads(line) for line in (HARDSET_DIR / name).read_text(encoding="utf-8").splitlines() if line.strip()]
     tax = default_taxonomy()
-    assert len(rows) >= 300 and len({r["id"] for r in rows}) == len(rows)
+    assert len(rows) >= at_least and len({r["id"] for r in rows}) == len(rows)
     for r in rows:
         assert set(r) == {"id", "text", "channel", "department", "emergency", "family", "slice"}, r["id"]
         assert tax.channel_of(r["department"]) == r["channel"], r["id"]
