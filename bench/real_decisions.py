@@ -12,7 +12,8 @@ Rows:
 - The corpus test split, linear model trained on the training split: 110 recall, channel accuracy, and
   the 110 rows with danger evidence that the router did not send to 110 (listed by id).
 - The blind hard sets (data/hardset/*.jsonl, never trained on): 110 recall, emergencies sent
-  to 12345 with no flag (neither 110 先行, consult nor review), channel accuracy, errors by family.
+  to 12345 with no flag (neither 110 先行, consult nor review), channel and department accuracy, errors by
+  slice and by family.
 
 The texts that fired "110 先行" on Haikou are written, masked, to ``--out`` for reading (not committed).
 """
@@ -148,14 +149,18 @@ def hardset_rows(router: Router, path: Path) -> list[tuple]:
     unflagged = [r["id"] for r, d in zip(hard, dec) if r["emergency"] and d.channel != "110" and not flagged(d)]
     name = f"blind hard set {path.stem} ({len(hard)} calls, {int(emerg.sum())} emergencies)"
     wrong = Counter(r["family"] for r, p in zip(hard, pred110) if p != (r["channel"] == "110"))
+    by_slice = Counter(r["slice"] for r, p in zip(hard, pred110) if p != (r["channel"] == "110"))
     actions = Counter(d.action for d in dec)
     return [
         (name, "110 recall: sent / reached (sent or consult); emergencies sent / reached",
          f"{pred110[true110].mean():.3f} / {reached[true110].mean():.3f}; {pred110[emerg].mean():.3f} / {reached[emerg].mean():.3f}"),
         (name, "channel accuracy", f"{np.mean(pred110 == true110):.3f}"),
+        (name, "department accuracy / review rate", f"{np.mean([d.department == r['department'] for r, d in zip(hard, dec)]):.3f} / {np.mean([d.needs_review for d in dec]):.3f}"),
         (name, "12345 calls sent to 110", f"{int((pred110 & ~true110).sum())} of {int((~true110).sum())}"),
         (name, "emergencies sent to 12345 with no flag", f"{len(unflagged)}: {', '.join(unflagged)}" if unflagged else "0"),
         (name, "actions: 110 先行 / consult / route", f"{actions['110_first']} / {actions['consult']} / {actions['route']}"),
+        (name, "channel errors by slice (of its calls)", ", ".join(f"{k} {v}/{n}" for k, n in sorted(Counter(r["slice"] for r in hard).items())
+                                                                if (v := by_slice[k]))),
         (name, "channel errors by family", ", ".join(f"{k} {v}" for k, v in wrong.most_common())),
     ]
 

@@ -10,7 +10,8 @@ span and a reason a call-taker can read) or ``None``. Two kinds:
   where in doubt about danger, 110 acts first.
   A danger rule also stands down when the text says the danger is over ("火已经扑灭了"), and for the
   patterns its ``unless`` (same clause) or ``unless_text`` (anywhere) lists. A mention wrapped in
-  quotation marks (计生办“抢钱”) is a figure of speech, not evidence.
+  quotation marks (计生办“抢钱”) or framed by a figure of speech of the rules file's ``figures``
+  (简直是抢钱, 跟绑架一样) is not evidence.
 - ``route``: keyword evidence for a department, used when no model is loaded or the model is unsure.
 
 >>> engine = RuleEngine.from_file()
@@ -128,6 +129,8 @@ class Rule:
                     continue
                 if text[m.start() - 1 : m.start()] in _OPEN_QUOTES and text[m.end() : m.end() + 1] in _CLOSE_QUOTES:
                     continue  # a quoted word is a figure of speech or a title: 计生办“抢钱”
+                if negation.figurative(text, m.start(), m.end()):
+                    continue  # 简直是抢钱, 跟绑架一样
                 if self.now_only and negation.in_past(text, m.start(), m.end()):
                     continue
                 if self.kind == "danger" and negation.resolved_after(text, m.end()):
@@ -188,7 +191,18 @@ class NegationCues:
     past: Sequence[str] = ()
     present: Sequence[str] = ()
     resolved: Sequence[str] = ()
+    figures: Sequence[str] = ()
     window: int = 8
+
+    def figurative(self, text: str, start: int, end: int) -> bool:
+        """True when one of ``figures`` (a regular expression, ``{X}`` for the mention: "跟{X}一样")
+        matches the clause of ``text[start:end]`` with ``{X}`` on the mention: a figure of speech."""
+        a, b = _clause_bounds(text, start, end)
+        for figure in self.figures:
+            for m in _figure(figure, text[start:end]).finditer(text, a, b):
+                if m.span("x") == (start, end):
+                    return True
+        return False
 
     def resolved_after(self, text: str, end: int) -> bool:
         """True when, after the mention, the text says the danger is over ("火已经扑灭了", "人已找到")."""
@@ -223,6 +237,11 @@ class NegationCues:
             return last_past > last_present
         clause = _clause_around(text, start, end)
         return _last_cue(clause, self.past) >= 0 and _last_cue(clause, self.present) < 0
+
+
+@lru_cache(maxsize=1024)
+def _figure(figure: str, mention: str) -> re.Pattern[str]:
+    return _compile(figure.replace("{X}", f"(?P<x>{re.escape(mention)})"))
 
 
 def _last_cue(text: str, cues: Sequence[str]) -> int:
@@ -336,6 +355,7 @@ class RuleEngine:
             past=tuple(cues.get("past", ())),
             present=tuple(cues.get("present", ())),
             resolved=tuple(cues.get("resolved", ())),
+            figures=tuple(cues.get("figures", ())),
         )
         engine = cls(rules, taxonomy, negation)
         engine.path = path

@@ -73,6 +73,33 @@ def test_danger_does_not_fire_on_negation_past_or_figures_of_speech(text):
     assert ENGINE.danger(text) == [], [m.rule_id for m in ENGINE.danger(text)]
 
 
+@pytest.mark.parametrize(
+    "text, fires",
+    [
+        # a simile, hyperbole or a rhetorical question around a danger word is not evidence (rules.yaml cues.figures)
+        ("停车场一小时收二十块，简直是抢钱", False),
+        ("物业费涨成这样，跟抢劫没两样", False),
+        ("景区门票三百八，这不就是抢钱吗", False),
+        ("捆绑收费，变相抢劫", False),
+        ("一碗面八十八，抢钱呀这是", False),
+        ("办公室没空调，热得跟着火了一样", False),
+        ("宿舍暖气不热，冻死人了", False),
+        ("排队三个小时，愁死人了", False),
+        ("樓下飯館油煙燻死人了", False),  # traditional characters
+        ("这价格跟抢钱有什么区别", False),
+        # the literal twins still fire: a hedge, a robber's own line, a crime word beside a simile elsewhere
+        ("有人抢钱啊，快来人", True),
+        ("快来，这是抢劫，他手里有刀", True),
+        ("我女儿好像被绑架了", True),
+        ("楼下好像着火了", True),
+        ("刚才有个人抢了我的包，跑得跟兔子一样快", True),
+        ("有人被车撞了，撞死人了", True),
+    ],
+)
+def test_figures_of_speech_are_not_evidence_and_their_literal_twins_are(text, fires):
+    assert bool(ENGINE.danger(text)) is fires, [m.rule_id for m in ENGINE.danger(text)]
+
+
 def test_route_rules_give_departments():
     assert ENGINE.opinion("我的车被堵了，麻烦挪车")[0] == "convenience"
     assert ENGINE.opinion("小区停电了")[0] == "utilities"
