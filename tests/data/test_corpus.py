@@ -32,8 +32,9 @@ def test_counts(splits):
     share_110 = sum(r["channel"] == "110" for r in rows) / len(rows)
     assert 0.35 <= share_110 <= 0.47
     assert sum(r["hard"] for r in rows) / len(rows) >= 0.30
-    # 20% at the build; `hotline corpus extend` adds training rows only, so the fixed test split's share falls.
-    assert 0.15 <= len(splits[1]) / len(rows) <= 0.23
+    # 20% at the build; `hotline corpus extend` adds training rows only, so the fixed test split's share falls
+    # with each batch (15% after the figures batch of stop 23): what must hold is its size.
+    assert len(splits[1]) >= 900 and 0.12 <= len(splits[1]) / len(rows) <= 0.23
 
 
 def test_ids_and_texts_unique_and_no_leak_across_splits(splits):
