@@ -150,6 +150,7 @@ def hardset_rows(router: Router, path: Path) -> list[tuple]:
     name = f"blind hard set {path.stem} ({len(hard)} calls, {int(emerg.sum())} emergencies)"
     wrong = Counter(r["family"] for r, p in zip(hard, pred110) if p != (r["channel"] == "110"))
     by_slice = Counter(r["slice"] for r, p in zip(hard, pred110) if p != (r["channel"] == "110"))
+    per_slice = Counter(r["slice"] for r in hard)
     actions = Counter(d.action for d in dec)
     return [
         (name, "110 recall: sent / reached (sent or consult); emergencies sent / reached",
@@ -159,8 +160,7 @@ def hardset_rows(router: Router, path: Path) -> list[tuple]:
         (name, "12345 calls sent to 110", f"{int((pred110 & ~true110).sum())} of {int((~true110).sum())}"),
         (name, "emergencies sent to 12345 with no flag", f"{len(unflagged)}: {', '.join(unflagged)}" if unflagged else "0"),
         (name, "actions: 110 先行 / consult / route", f"{actions['110_first']} / {actions['consult']} / {actions['route']}"),
-        (name, "channel errors by slice (of its calls)", ", ".join(f"{k} {v}/{n}" for k, n in sorted(Counter(r["slice"] for r in hard).items())
-                                                                if (v := by_slice[k]))),
+        (name, "channel errors by slice (of its calls)", ", ".join(f"{k} {by_slice[k]}/{per_slice[k]}" for k in sorted(by_slice))),
         (name, "channel errors by family", ", ".join(f"{k} {v}" for k, v in wrong.most_common())),
     ]
 
