@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///hotline.db", description="SQLAlchemy URL: SQLite file by default, postgresql://… for PostgreSQL")
     db_timeout_s: float = Field(3.0, gt=0, description="Connect timeout, and the bound on a statement or a dead connection, in seconds (PostgreSQL; SQLite: lock wait)")
     db_write_wait_s: float = Field(0.5, ge=0, description="Longest a route request waits for its write; the write still happens later if the database is slow")
+    db_feedback_wait_s: float = Field(5.0, ge=0, description="Longest feedback on a call not yet in the database waits for the routing writes still queued in this process before answering 404")
     db_migrate_wait_s: float = Field(60.0, gt=0, description="Longest a start-up or `hotline db upgrade` waits for another process's schema upgrade (and may take for its own)")
     db_max_pending: int = Field(50_000, gt=0, description="Most routed calls waiting to be written while the database is down")
     review_threshold: float | None = Field(None, description="Override the model's stored review threshold")

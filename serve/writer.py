@@ -73,6 +73,7 @@ class WriteBehind:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._last: concurrent.futures.Future | None = None  # the newest job's: jobs are written in order
 
     @property
     def pending(self) -> int:
@@ -98,9 +99,17 @@ class WriteBehind:
             if self._pending + len(items) > self.max_pending:
                 raise QueueFull(f"{self._pending} items are waiting to be written (HOTLINE_DB_MAX_PENDING={self.max_pending})")
             self._pending += len(items)
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        self._queue.put((list(items), fut))
+            fut: concurrent.futures.Future = concurrent.futures.Future()
+            self._last = fut
+            self._queue.put((list(items), fut))
         return fut
+
+    def settle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every job accepted so far to be written (or dropped);
+        True when none is left. For a reader that must see a write its client was told is on its way
+        (feedback on a call whose routing was answered before it was stored)."""
+        last = self._last
+        return last is None or not concurrent.futures.wait([last], timeout).not_done
 
     async def submit(self, items: Sequence) -> list | None:
         """Enqueue ``items`` and wait up to ``wait_s`` for their results; None when the write is still

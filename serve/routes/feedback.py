@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy.exc import SQLAlchemyError
 
-from serve.deps import CallTakerDep, DbDep, MetricsDep, RouterDep
+from serve.deps import CallTakerDep, DbDep, MetricsDep, RouterDep, SettingsDep
 from serve.schemas import ErrorOut, FeedbackRequest, FeedbackResponse
 from serve.store import UnknownCall, record_feedback
 
@@ -25,10 +25,13 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
     responses={404: {"model": ErrorOut, "description": "call_id was never routed"}, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
     summary="Record what the call-taker did",
 )
-def feedback(body: FeedbackRequest, principal: CallTakerDep, db: DbDep, router_: RouterDep, metrics: MetricsDep, response: Response) -> FeedbackResponse:
+def feedback(body: FeedbackRequest, principal: CallTakerDep, db: DbDep, router_: RouterDep, metrics: MetricsDep, settings: SettingsDep,
+             request: Request, response: Response) -> FeedbackResponse:
     """Example: ``{"call_id": "C20261124-0001", "final_channel": "110", "final_department": "police_criminal"}``.
 
-    The call must have been routed before with this ``call_id`` (and ``preview`` false). Sending the
+    The call must have been routed before with this ``call_id`` (and ``preview`` false). A routing is
+    answered before it is stored when the database is slow: feedback on a call not found waits (at
+    most ``db_feedback_wait_s``) for this process's queued writes, then looks again. Sending the
     same decision again for the same routing is safe: the stored one is returned (200, same id)."""
     tax = router_.taxonomy
     if body.final_department not in tax:
@@ -36,11 +39,21 @@ def feedback(body: FeedbackRequest, principal: CallTakerDep, db: DbDep, router_:
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"final_department {body.final_department!r} is not a department of the served taxonomy; known: {', '.join(tax.codes)}",
         )
-    try:
-        fb, review_id = record_feedback(
+
+    def record():
+        return record_feedback(
             db, call_id=body.call_id, final_channel=body.final_channel, final_department=body.final_department,
             operator=body.operator or (principal.key_id if principal.role else None), final_department_name=tax[body.final_department].name,
         )
+
+    try:
+        try:
+            fb, review_id = record()
+        except UnknownCall:
+            if not request.app.state.writer.pending:
+                raise
+            request.app.state.writer.settle(settings.db_feedback_wait_s)  # its routing may be on its way
+            fb, review_id = record()
     except UnknownCall:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,

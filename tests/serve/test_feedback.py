@@ -1,6 +1,8 @@
 """POST /v1/feedback over real HTTP, and what it leaves in the database."""
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import select
 
 from serve.db import Feedback, ReviewItem
@@ -66,3 +68,24 @@ def test_the_same_feedback_sent_again_is_stored_once(server):
     assert server.counts() == before
     other = server.client.post("/v1/feedback", json={**body, "final_department": "police_public_order"})
     assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+
+
+def test_feedback_on_a_call_whose_routing_is_still_being_written_waits_for_it(start_server, tiny_model_dir):
+    """A slow database: the routing is answered before it is stored (db_write_wait_s), and the
+    call-taker's feedback that follows at once finds the call once the queued write lands."""
+    srv = start_server(model_dir=tiny_model_dir, db_write_wait_s=0.05)
+    writer = srv.app.state.writer
+    store = writer.store
+
+    def slow_store(items):
+        time.sleep(0.6)
+        return store(items)
+
+    writer.store = slow_store
+    d = _route(srv, TINY["utilities"][1], "fb-slow")
+    assert writer.pending  # answered, not yet written
+    r = srv.client.post("/v1/feedback", json={"call_id": "fb-slow", "final_channel": d["channel"], "final_department": d["department"]})
+    assert r.status_code == 201, r.text
+    writer.store = store
+    r = srv.client.post("/v1/feedback", json={"call_id": "never-routed", "final_channel": "12345", "final_department": "utilities"})
+    assert r.status_code == 404  # nothing pending: no wait
