@@ -13,7 +13,7 @@ from typing import Iterable
 
 import numpy as np
 
-from data.cleaning import dedup_key, normalize_text
+from data.cleaning import dedup_key, neutral_roles, normalize_text
 from data.splitting import max_overlap, near_duplicate_groups
 from data.taxonomy import Taxonomy, default_taxonomy
 
@@ -24,19 +24,6 @@ HARDSET_DIR = Path(__file__).parent / "hardset"  # blind test files: new trainin
 FIELDS = ("id", "text", "channel", "department", "source", "style", "hard")
 STYLES = ("third_person", "first_person", "short", "long")
 NEAR_DUPLICATE_JACCARD = 0.5
-# Caller-role words that the authored slices used on one side only (报警人 in 110 rows alone,
-# 市民反映 in 92% of 12345 rows). Left in, they tell a model which line took the call rather than where
-# it belongs, so the build writes them neutrally. See the data card.
-ROLE_WORDS = {"报警人": "来电人", "報警人": "來電人", "市民反映": "来电人反映", "市民來電": "來電人"}
-
-
-def neutral_roles(text: str) -> str:
-    """Replace channel-revealing caller-role words (``ROLE_WORDS``) by neutral ones."""
-    for old, new in ROLE_WORDS.items():
-        text = text.replace(old, new)
-    return text
-
-
 def read_jsonl(path: str | Path) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]

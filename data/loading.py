@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from data.cleaning import dedup_key, normalize_text
+from data.cleaning import dedup_key, neutral_roles, normalize_text
 from data.schema import CallRecord, RowError
 from data.taxonomy import Taxonomy, TaxonomyError, normalise_channel
 
@@ -311,6 +311,7 @@ def load_records(
         text = normalize_text(str(raw_text)) if raw_text is not None else ""
         if cleaner is not None and text:
             text = normalize_text(cleaner(text))
+        text = neutral_roles(text)  # as the router shows it to the classifier
         if not text:
             errors.append(RowError(name, line, f"empty or whitespace-only text in column {text_column!r}", kind="empty"))
             continue

@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from data.cleaning import normalize_text
+from data.cleaning import neutral_roles, normalize_text
 from data.taxonomy import Taxonomy, default_taxonomy
 from model.artifacts import TrainedModel
 from model.danger import DangerAssessor
@@ -170,7 +170,8 @@ class Router:
         if self.model is not None and clean:
             classifier = self.model.classifier
             try:
-                proba, features = classifier.predict_proba_with_features(clean)  # features once, for scores and reasons
+                # features once, for scores and reasons; role words neutral, as in training (data.loading)
+                proba, features = classifier.predict_proba_with_features([neutral_roles(t) for t in clean])
             except Exception:  # a model bug must not drop a live call: fall back to rules, count it
                 logger.exception("model failed on a batch of %d texts; falling back to rules", len(clean))
                 with self._lock:

@@ -81,3 +81,20 @@ def test_a_text_without_chinese_is_never_accepted_without_review(tiny_model_dir)
         d = router.route(text)
         assert d.needs_review and any("没有中文" in r for r in d.reasons), (text, d)
     assert not router.route("家里停水了什么时候来水").reasons[0].startswith("摘要中没有中文")
+
+
+def test_the_platform_that_wrote_a_summary_does_not_move_the_model(tmp_path):
+    """110's records call every caller 报警人, 12345's tickets 来电人: trained on data where the role word
+    follows the line, the model still reads a 110 hand-over of a water cut by its matter (the role words
+    are neutral in training and in routing)."""
+    from tests.factories import tiny_rows, write_jsonl
+    from training.train import TrainConfig, train
+
+    rows = [{**r, "text": ("报警人称" if r["channel"] == "110" else "来电人称") + r["text"]} for r in tiny_rows()]
+    out = tmp_path / "model"
+    train(TrainConfig(data=[str(write_jsonl(tmp_path / "rows.jsonl", rows))], out=str(out), val_folds=3), progress=False)
+    router = Router(load_model(out))
+    as_110, as_12345 = router.route_batch(["报警人称家里停水一整天了", "来电人称家里停水一整天了"])
+    assert (as_110.channel, as_110.department) == ("12345", "utilities")
+    assert as_110.channel_confidence == pytest.approx(as_12345.channel_confidence)
+    assert router.route("求助人称家里停水一整天了").confidence == pytest.approx(as_12345.confidence)

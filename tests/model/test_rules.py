@@ -100,6 +100,21 @@ def test_figures_of_speech_are_not_evidence_and_their_literal_twins_are(text, fi
     assert bool(ENGINE.danger(text)) is fires, [m.rule_id for m in ENGINE.danger(text)]
 
 
+@pytest.mark.parametrize(
+    "text, fires",
+    [
+        ("车间里突然有股刺鼻的气味，好几个工人头晕想吐", True),
+        ("办公室里味道很怪，同事们都胸闷喘不上气", True),
+        ("多人恶心呕吐，楼道里一股怪味", True),
+        ("孩子班上多人呕吐腹泻，是不是诺如病毒", False),  # an illness going round, no smell
+        ("楼下饭店油烟味道太大，熏得我头晕", False),  # one person, a nuisance
+        ("去年装修时味道很大，好几个人都头晕，想咨询甲醛检测", False),  # not now
+    ],
+)
+def test_several_people_ill_from_a_smell_is_a_poisoning(text, fires):
+    assert any(m.rule_id == "toxic_exposure" for m in ENGINE.danger(text)) is fires, [m.rule_id for m in ENGINE.danger(text)]
+
+
 def test_route_rules_give_departments():
     assert ENGINE.opinion("我的车被堵了，麻烦挪车")[0] == "convenience"
     assert ENGINE.opinion("小区停电了")[0] == "utilities"
