@@ -309,9 +309,7 @@ def load_records(
             continue
         raw_text = row.get(text_column)
         text = normalize_text(str(raw_text)) if raw_text is not None else ""
-        if cleaner is not None and text:
-            text = normalize_text(cleaner(text))
-        text = neutral_roles(text)  # as the router shows it to the classifier
+        text = neutral_roles(normalize_text(cleaner(text)) if cleaner is not None and text else text)  # as the router shows it to the classifier
         if not text:
             errors.append(RowError(name, line, f"empty or whitespace-only text in column {text_column!r}", kind="empty"))
             continue
@@ -326,9 +324,7 @@ def load_records(
                 errors.append(RowError(name, line, f"missing label in column {label_column!r}", kind="missing_label"))
                 continue
             if taxonomy is not None and label not in taxonomy:
-                errors.append(
-                    RowError(name, line, f"unknown label {label!r}; known: {', '.join(taxonomy.codes)}", kind="unknown_label")
-                )
+                errors.append(RowError(name, line, f"unknown label {label!r}; known: {', '.join(taxonomy.codes)}", kind="unknown_label"))
                 continue
         channel = None
         if channel_column and str(row.get(channel_column, "")).strip():
