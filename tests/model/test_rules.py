@@ -115,6 +115,25 @@ def test_several_people_ill_from_a_smell_is_a_poisoning(text, fires):
     assert any(m.rule_id == "toxic_exposure" for m in ENGINE.danger(text)) is fires, [m.rule_id for m in ENGINE.danger(text)]
 
 
+@pytest.mark.parametrize(
+    "text, rule",
+    [
+        ("其女儿（15岁）昨天下午外出，至今未归，电话关机", "missing_person"),
+        ("患阿尔茨海默病的父亲上午出门后下落不明", "missing_person"),
+        ("一名男子坐于大桥护栏外侧，情绪低落", "suicide"),
+        ("人行天桥上广告牌螺栓脱落，大风中摇晃厉害，桥下人来人往", "hazard_public"),
+        ("报警人称刚才被两名保安推搡致伤，对方仍在现场", "violence_now"),
+        ("小区公共区域出租收益去向不明，要求公开账目", None),
+        ("我哥离家出走好多年了，拆迁款要他签字，要办什么手续", None),
+        ("咨询被打伤后怎么做伤残鉴定", None),
+    ],
+)
+def test_the_written_register_of_records_is_evidence_too(text, rule):
+    """Records say 至今未归 and 下落不明 where callers say 没回家 and 找不到了."""
+    fired = {m.rule_id for m in ENGINE.danger(text)}
+    assert (rule in fired) if rule else not fired, fired
+
+
 def test_route_rules_give_departments():
     assert ENGINE.opinion("我的车被堵了，麻烦挪车")[0] == "convenience"
     assert ENGINE.opinion("小区停电了")[0] == "utilities"
