@@ -4,7 +4,8 @@
 
 Trains with ``hotline train --model transformer``'s code path (train split; thresholds on its
 held-out 10%), exports ONNX/int8 and checks it against PyTorch on the test split, then scores the
-router on data/corpus/test.jsonl; the linear recipe is scored the same way for comparison. The model
+router on data/corpus/test.jsonl and on the blind hard sets (data/hardset/); the linear recipe is scored
+the same way for comparison. The model
 folder is left in bench/results/transformer-corpus for bench.transformer_speed. Prints its command
 and one table.
 """
@@ -17,9 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-from data.corpus import TEST_PATH, TRAIN_PATH
+from bench import print_table
+from bench.real_decisions import hardset_rows
+from data.corpus import HARDSET_DIR, TEST_PATH, TRAIN_PATH
 from data.loading import load_records
 from model.artifacts import load_model
+from model.router import Router
 from training.evaluate import evaluate_records
 from training.train import TrainConfig, train
 
@@ -78,6 +82,10 @@ def main() -> None:
         b = model.metrics["bf16"]
         print(f"bf16 weights vs float32 on the test split: label agreement {b['label_agreement']:.4f}, "
               f"max probability difference {b['max_probability_difference']}, served by auto on AMX: {b['served']}")
+    hard = [(f"{name}, {where}", what, value) for name, m in (("transformer", load_model(args.out)), ("linear", linear))
+            for path in sorted(HARDSET_DIR.glob("*.jsonl")) for where, what, value in hardset_rows(Router(m), path)
+            if not what.startswith(("channel errors", "actions"))]
+    print_table(hard)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,8 @@ def test_several_people_ill_from_a_smell_is_a_poisoning(text, fires):
         ("一名男子坐于大桥护栏外侧，情绪低落", "suicide"),
         ("人行天桥上广告牌螺栓脱落，大风中摇晃厉害，桥下人来人往", "hazard_public"),
         ("报警人称刚才被两名保安推搡致伤，对方仍在现场", "violence_now"),
+        ("广场一根路灯杆底座锈断，灯杆明显倾斜，下方有人跳舞", "hazard_public"),
+        ("两名儿童在鱼塘冰面上玩耍，冰面已出现裂纹", "disaster"),
         ("小区公共区域出租收益去向不明，要求公开账目", None),
         ("我哥离家出走好多年了，拆迁款要他签字，要办什么手续", None),
         ("咨询被打伤后怎么做伤残鉴定", None),
