@@ -14,7 +14,7 @@ from data.corpus import HARDSET_DIR
 
 @pytest.mark.parametrize("name, at_least", [("near_the_line.jsonl", 300), ("near_the_line_v2.jsonl", 300), ("near_the_line_v3.jsonl", 300),
                                             ("near_the_line_v4.jsonl", 190), ("near_the_line_v5.jsonl", 160),
-                                            ("near_the_line_v6.jsonl", 120), ("near_the_line_v7.jsonl", 240), ("near_the_line_v8.jsonl", 200), ("near_the_line_v9.jsonl", 200), ("near_the_line_v10.jsonl", 200)])
+                                            ("near_the_line_v6.jsonl", 120), ("near_the_line_v7.jsonl", 240), ("near_the_line_v8.jsonl", 200), ("near_the_line_v9.jsonl", 200), ("near_the_line_v10.jsonl", 200), ("near_the_line_v11.jsonl", 120)])
 def test_the_hard_set_is_well_formed_and_apart_from_the_corpus(name, at_least):
     rows = [json.loads(line) for line in (HARDSET_DIR / name).read_text(encoding="utf-8").splitlines() if line.strip()]
     tax = default_taxonomy()
@@ -25,4 +25,5 @@ def test_the_hard_set_is_well_formed_and_apart_from_the_corpus(name, at_least):
         assert not (r["emergency"] and r["channel"] != "110"), r["id"]
     corpus = {dedup_key(json.loads(l)["text"]) for p in (TRAIN_PATH, TEST_PATH) for l in p.read_text(encoding="utf-8").splitlines() if l.strip()}
     assert not corpus & {dedup_key(r["text"]) for r in rows}
-    assert abs(sum(r["channel"] == "110" for r in rows) - sum(r["channel"] == "12345" for r in rows)) <= 0.03 * len(rows)  # about balanced
+    if name != "near_the_line_v11.jsonl":  # two-matter calls: 70 are 110 by design (either matter makes it 110)
+        assert abs(sum(r["channel"] == "110" for r in rows) - sum(r["channel"] == "12345" for r in rows)) <= 0.03 * len(rows)  # about balanced
