@@ -11,7 +11,7 @@ Order of precedence, for each text:
    the other line; the channel stays the model's) or ``route``. Without danger evidence, a 110 decision
    the model makes only because of the 110-recall threshold (P(110) < 0.5), or with P(110) ≥ 0.5 split
    over 110 departments while a 12345 department is the most probable one, is a ``consult`` too: the
-   line is unclear.
+   line is unclear; so is a call whose second matter alone reads as 110 (:mod:`model.matters`).
 3. **Review** — department confidence below the stored ``review`` threshold: ``needs_review``, and the
    rules' opinion (in the served taxonomy's departments) is listed among the alternatives.
 4. **Rules only** — no model loaded (or the model failed on this text): the rules' opinion; with no
@@ -36,6 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from data.cleaning import neutral_roles, normalize_text
+from model.matters import police_parts
 from data.taxonomy import Taxonomy, default_taxonomy
 from model.artifacts import TrainedModel
 from model.danger import DangerAssessor
@@ -181,10 +182,19 @@ class Router:
             return [self._rules_only(text, m, model_failed) for text, m in zip(clean, matches)]
         classes = self._classes()
         chosen = decide(proba, classes, self.taxonomy, self.channel_110, is110=self._is110)  # the whole batch at once
+        second = self._police_parts(clean)
         return [
-            self._with_model(text, proba[i], tuple(c[i] for c in chosen), matches[i], None if features is None else features[i])
+            self._with_model(text, proba[i], tuple(c[i] for c in chosen), matches[i], None if features is None else features[i], second[i])
             for i, text in enumerate(clean)
         ]
+
+    def _police_parts(self, clean: list[str]) -> list[str | None]:
+        """For each text that raises several matters, the first that alone reads as 110 (:mod:`model.matters`)."""
+        try:  # the whole texts were scored: a failure here only loses this check
+            return police_parts(clean, lambda ps: self.model.classifier.predict_proba([neutral_roles(p) for p in ps])[:, self._is110].sum(axis=1), self.channel_110)
+        except Exception:
+            logger.exception("scoring the matters of %d texts failed", len(clean))
+            return [None] * len(clean)
 
     def _classes(self) -> list[str]:
         """The model's labels in probability column order; sets the 110 mask on first use."""
@@ -262,9 +272,10 @@ class Router:
         that points elsewhere is an alternative, never a reason for this suggestion."""
         return [f"规则：{m.describe()}" for m in matches if m.kind == "route" and self._ours(m.department) == department][:2]
 
-    def _with_model(self, text: str, row: np.ndarray, chosen: tuple, matches: list[RuleMatch], features=None) -> Decision:
+    def _with_model(self, text: str, row: np.ndarray, chosen: tuple, matches: list[RuleMatch], features=None, second: str | None = None) -> Decision:
         """One text's decision from its probabilities ``row`` (n_classes,) and what :func:`decide`
-        chose for it: (channel, department, confidence, P(110))."""
+        chose for it: (channel, department, confidence, P(110)); ``second``: a matter of the text that
+        alone reads as 110 (:meth:`_police_parts`)."""
         classes = self._classes()
         channel, department, confidence, p110 = str(chosen[0]), str(chosen[1]), float(chosen[2]), float(chosen[3])
         model_department = department
@@ -293,6 +304,9 @@ class Router:
             action = "consult"
             split = "，但可能性分散在多个 110 部门，最可能的单个部门属于 12345" if p110 >= 0.5 else ""
             reasons.append(f"是否属于 110 不明确（110 的可能性 {p110:.0%}{split}）：请三方通话确认；仍不明确时由首接方受理")
+        elif action == "route" and channel != "110" and second is not None:
+            action = "consult"  # a second matter that alone is 110's: 110 hears it, the ticket stays here
+            reasons.append(f"来电还反映了另一事项，可能属于 110（“{second[:24]}”）：请三方通话确认")
         if foreign:
             reasons.append("摘要中没有中文，模型无法可靠判断，请人工核实")
         if source == "model":

@@ -98,3 +98,19 @@ def test_the_platform_that_wrote_a_summary_does_not_move_the_model(tmp_path):
     assert (as_110.channel, as_110.department) == ("12345", "utilities")
     assert as_110.channel_confidence == pytest.approx(as_12345.channel_confidence)
     assert router.route("求助人称家里停水一整天了").confidence == pytest.approx(as_12345.confidence)
+
+
+def test_a_police_matter_raised_second_brings_110_into_the_call(tiny_model_dir):
+    """A 12345 complaint "另外" a theft: the whole text reads as 12345, its second matter alone as 110,
+    so the call-taker is asked for a three-way call; one matter, or two 12345 ones, route as before."""
+    from model.matters import split_matters
+    from tests.factories import TINY
+
+    router = Router(load_model(tiny_model_dir))
+    water, theft, lights = "，".join(TINY["utilities"][:8]), TINY["police_criminal"][0], TINY["utilities"][9]
+    mixed = f"{water}；另外，{theft}"  # the 12345 matters dominate the whole text
+    assert split_matters(mixed) == [water, theft] and split_matters(water) == [water]
+    alone, both = router.route_batch([mixed, f"{water}；另外，{lights}"])
+    assert alone.channel == "12345" and alone.action == "consult", alone
+    assert any("另一事项" in r for r in alone.reasons)
+    assert both.action == "route" and not any("另一事项" in r for r in both.reasons)
