@@ -2,7 +2,7 @@
 
 A classifier gives one label to a whole text, and the first or longest matter usually wins, so a police
 matter raised second ("另外" a theft, "同时反映" an assault) can leave the call on 12345. The router scores
-each part on its own as well (:func:`split_matters`) and, when a part alone reads as 110, asks for a
+each part on its own as well (:func:`split_matters`, in the same batch as the texts) and, when a part alone reads as 110, asks for a
 three-way call (``consult``) instead of routing the whole call to one line.
 
 >>> split_matters("小区路灯坏了一个月没人修；另外，其电动车昨晚在楼下被盗")
@@ -15,7 +15,7 @@ three-way call (``consult``) instead of routing the whole call to one line.
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -45,16 +45,14 @@ def split_matters(text: str) -> list[str]:
     return [p for p in parts if len(_CJK.findall(p)) >= MIN_PART_CHARS]
 
 
-def police_parts(texts: Sequence[str], p110: Callable[[list[str]], np.ndarray], threshold: float) -> list[str | None]:
-    """For each of ``texts``, its first matter whose P(110) alone reaches ``threshold``, or None (a text
-    of one matter is never scored). ``p110`` maps a list of parts to their P(110), shape (n_parts,);
-    all the parts of the batch go to it in one call."""
-    parts = [split_matters(t) for t in texts]
-    flat = [p for ps in parts if len(ps) > 1 for p in ps]
-    scores, at, out = (p110(flat) if flat else np.zeros(0)), 0, []
+def police_parts(parts: Sequence[list[str]], p110: np.ndarray, threshold: float) -> list[str | None]:
+    """For each text's :func:`split_matters` ``parts``, its first matter whose P(110) alone reaches
+    ``threshold``, or None. ``p110``, shape (n,): the P(110) of every part of the texts with more than
+    one, in order (a text of one matter is not scored)."""
+    out, at = [], 0
     for ps in parts:
         n = len(ps) if len(ps) > 1 else 0
-        hit = np.flatnonzero(scores[at:at + n] >= threshold)
+        hit = np.flatnonzero(p110[at:at + n] >= threshold)
         out.append(ps[int(hit[0])] if len(hit) else None)
         at += n
     return out

@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from data.cleaning import neutral_roles, normalize_text
-from model.matters import police_parts
+from model.matters import police_parts, split_matters
 from data.taxonomy import Taxonomy, default_taxonomy
 from model.artifacts import TrainedModel
 from model.danger import DangerAssessor
@@ -166,13 +166,16 @@ class Router:
         """Route many texts; the model scores them in one batch."""
         clean = [normalize_text(t) for t in texts]
         matches = [self.rules.matches(t) for t in clean]
+        parts = [split_matters(t) for t in clean]  # a text of several matters is scored part by part too
+        extra = [p for ps in parts if len(ps) > 1 for p in ps]
         proba = features = None
         model_failed = False
         if self.model is not None and clean:
             classifier = self.model.classifier
             try:
-                # features once, for scores and reasons; role words neutral, as in training (data.loading)
-                proba, features = classifier.predict_proba_with_features([neutral_roles(t) for t in clean])
+                # one batch: the texts (features once, for scores and reasons), then their parts;
+                # role words neutral, as in training (data.loading)
+                proba, features = classifier.predict_proba_with_features([neutral_roles(t) for t in clean + extra])
             except Exception:  # a model bug must not drop a live call: fall back to rules, count it
                 logger.exception("model failed on a batch of %d texts; falling back to rules", len(clean))
                 with self._lock:
@@ -181,20 +184,13 @@ class Router:
         if proba is None:
             return [self._rules_only(text, m, model_failed) for text, m in zip(clean, matches)]
         classes = self._classes()
+        proba, part_p110 = proba[: len(clean)], proba[len(clean):][:, self._is110].sum(axis=1)
         chosen = decide(proba, classes, self.taxonomy, self.channel_110, is110=self._is110)  # the whole batch at once
-        second = self._police_parts(clean)
+        second = police_parts(parts, part_p110, self.channel_110)
         return [
             self._with_model(text, proba[i], tuple(c[i] for c in chosen), matches[i], None if features is None else features[i], second[i])
             for i, text in enumerate(clean)
         ]
-
-    def _police_parts(self, clean: list[str]) -> list[str | None]:
-        """For each text that raises several matters, the first that alone reads as 110 (:mod:`model.matters`)."""
-        try:  # the whole texts were scored: a failure here only loses this check
-            return police_parts(clean, lambda ps: self.model.classifier.predict_proba([neutral_roles(p) for p in ps])[:, self._is110].sum(axis=1), self.channel_110)
-        except Exception:
-            logger.exception("scoring the matters of %d texts failed", len(clean))
-            return [None] * len(clean)
 
     def _classes(self) -> list[str]:
         """The model's labels in probability column order; sets the 110 mask on first use."""
@@ -275,7 +271,7 @@ class Router:
     def _with_model(self, text: str, row: np.ndarray, chosen: tuple, matches: list[RuleMatch], features=None, second: str | None = None) -> Decision:
         """One text's decision from its probabilities ``row`` (n_classes,) and what :func:`decide`
         chose for it: (channel, department, confidence, P(110)); ``second``: a matter of the text that
-        alone reads as 110 (:meth:`_police_parts`)."""
+        alone reads as 110 (:func:`model.matters.police_parts`)."""
         classes = self._classes()
         channel, department, confidence, p110 = str(chosen[0]), str(chosen[1]), float(chosen[2]), float(chosen[3])
         model_department = department
