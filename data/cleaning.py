@@ -6,6 +6,8 @@
 '着火了,有浓烟'
 >>> neutral_roles("报警人称钥匙锁在家里")
 '来电人称钥匙锁在家里'
+>>> classifier_text("報警人稱鑰匙鎖在家裏")
+'来电人称钥匙锁在家里'
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Iterable
 
 import yaml
+
+from data.hanzi import to_simplified
 
 DEFAULT_BOILERPLATE_PATH = Path(__file__).parent / "defaults" / "boilerplate.yaml"
 # Invisible characters that change no meaning but break keyword matching: every Unicode format
@@ -31,7 +35,7 @@ _SPACE_AROUND_PUNCT = re.compile(r"\s*([,，。；;：:！!？?、])\s*")
 # call every caller 报警人 or 求助人 (also when 110 hands a lock-out over to 12345), 12345's tickets say
 # 市民反映. A classifier reads them neutrally, in training (data.loading, the corpus build) and in
 # routing (model.router), so that a 110 hand-over reads like any other summary.
-ROLE_WORDS = {"报警人": "来电人", "報警人": "來電人", "求助人": "来电人", "求助者": "来电人", "市民反映": "来电人反映", "市民來電": "來電人"}
+ROLE_WORDS = {"报警人": "来电人", "求助人": "来电人", "求助者": "来电人", "市民反映": "来电人反映"}
 
 
 def normalize_text(text: str) -> str:
@@ -43,6 +47,13 @@ def normalize_text(text: str) -> str:
     text = _SPACES.sub(" ", text).strip()
     text = _SPACE_IN_WORD.sub("", text)
     return _SPACE_AROUND_PUNCT.sub(r"\1", text)
+
+
+def classifier_text(text: str) -> str:
+    """What a classifier reads of a normalised text, in training and in routing alike: simplified
+    characters (:func:`data.hanzi.to_simplified`) and neutral caller roles (:func:`neutral_roles`).
+    Rules read the simplified text too; stored texts keep what the caller said."""
+    return neutral_roles(to_simplified(text))
 
 
 def neutral_roles(text: str) -> str:

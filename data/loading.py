@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from data.cleaning import dedup_key, neutral_roles, normalize_text
+from data.cleaning import classifier_text, dedup_key, normalize_text
 from data.schema import CallRecord, RowError
 from data.taxonomy import Taxonomy, TaxonomyError, normalise_channel
 
@@ -309,7 +309,7 @@ def load_records(
             continue
         raw_text = row.get(text_column)
         text = normalize_text(str(raw_text)) if raw_text is not None else ""
-        text = neutral_roles(normalize_text(cleaner(text)) if cleaner is not None and text else text)  # as the router shows it to the classifier
+        text = classifier_text(normalize_text(cleaner(text)) if cleaner is not None and text else text)  # as the router shows it to the classifier
         if not text:
             errors.append(RowError(name, line, f"empty or whitespace-only text in column {text_column!r}", kind="empty"))
             continue

@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from data.cleaning import neutral_roles, normalize_text
+from data.cleaning import classifier_text, normalize_text
 from model.matters import police_parts, split_matters
 from data.taxonomy import Taxonomy, default_taxonomy
 from model.artifacts import TrainedModel
@@ -175,7 +175,7 @@ class Router:
             try:
                 # one batch: the texts (features once, for scores and reasons), then their parts;
                 # role words neutral, as in training (data.loading)
-                proba, features = classifier.predict_proba_with_features([neutral_roles(t) for t in clean + extra])
+                proba, features = classifier.predict_proba_with_features([classifier_text(t) for t in clean + extra])
             except Exception:  # a model bug must not drop a live call: fall back to rules, count it
                 logger.exception("model failed on a batch of %d texts; falling back to rules", len(clean))
                 with self._lock:

@@ -33,7 +33,7 @@ from typing import Iterable, Sequence
 import yaml
 
 from data.taxonomy import Taxonomy, default_taxonomy
-from model.hanzi import to_simplified
+from data.hanzi import to_simplified
 
 DEFAULT_RULES_PATH = Path(__file__).parent / "defaults" / "rules.yaml"
 KINDS = ("danger", "route")
@@ -43,7 +43,7 @@ MAX_MENTIONS = 16
 STRENGTHS = ("strong", "weak")
 _OPEN_QUOTES = frozenset("“\"「『‘'《")
 _CLOSE_QUOTES = frozenset("”\"」』’'》")
-_CLAUSE_SPLIT = re.compile(r"[，。；！？,.;!?\n]|但是|不过|可是|结果")
+_CLAUSE_SPLIT = re.compile(r"[，。；！？,.;!?\n]|(?<!\d)[:：](?!\d)|但是|不过|可是|结果")  # a colon opens a clause ("市民投诉:…"), not a time (10:30)
 
 
 class RulesError(ValueError):
@@ -230,7 +230,7 @@ class NegationCues:
         ``re:…`` is a regular expression (a date such as "1月5日" places what follows in the past)."""
         if text[end : end + 1] == "过" and text[end : end + 2] not in ("过来", "过去"):
             return True
-        before = text[:start]
+        before = text[:end]  # a long mention's own words count ("…烧了个炭盆取暖，我刚打电话…头疼")
         last_past = _last_cue(before, self.past)
         last_present = _last_cue(before, self.present)
         if last_past >= 0 or last_present >= 0:

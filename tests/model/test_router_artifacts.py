@@ -100,6 +100,24 @@ def test_the_platform_that_wrote_a_summary_does_not_move_the_model(tmp_path):
     assert router.route("求助人称家里停水一整天了").confidence == pytest.approx(as_12345.confidence)
 
 
+def test_a_summary_in_traditional_characters_reads_as_its_simplified_twin(tmp_path):
+    """Trained on simplified rows only, the model reads 來電人稱家裏停水 as 来电人称家里停水: both the
+    classifier and the rules see simplified characters (data.hanzi), in training and in routing."""
+    from data.hanzi import to_simplified
+    from tests.factories import tiny_rows, write_jsonl
+    from training.train import TrainConfig, train
+
+    out = tmp_path / "model"
+    train(TrainConfig(data=[str(write_jsonl(tmp_path / "rows.jsonl", tiny_rows()))], out=str(out), val_folds=3), progress=False)
+    router = Router(load_model(out))
+    traditional = "來電人稱家裏停水一整天了，樓裏的老人沒水喝"
+    simplified = to_simplified(traditional)
+    assert simplified == "来电人称家里停水一整天了，楼里的老人没水喝"
+    trad, simp = router.route_batch([traditional, simplified])
+    assert (trad.channel, trad.department) == (simp.channel, simp.department) == ("12345", "utilities")
+    assert trad.confidence == pytest.approx(simp.confidence)
+
+
 def test_a_police_matter_raised_second_brings_110_into_the_call(tiny_model_dir):
     """A 12345 complaint "另外" a theft: the whole text reads as 12345, its second matter alone as 110,
     so the call-taker is asked for a three-way call; one matter, or two 12345 ones, route as before."""

@@ -1,6 +1,6 @@
 import pytest
 
-from model.hanzi import to_simplified
+from data.hanzi import to_simplified
 from model.rules import Rule, RuleEngine, RulesError
 
 ENGINE = RuleEngine.from_file()
@@ -184,3 +184,44 @@ def test_the_literal_index_finds_exactly_what_trying_every_rule_finds():
         simple = to_simplified(text)
         every = sorted((m for r in engine.rules if (m := r.match(simple, engine.negation)) is not None), key=lambda m: -m.priority)
         assert engine.matches(text) == every, text
+
+
+@pytest.mark.parametrize(
+    "text, rule",
+    [
+        # someone gone down into a confined space who does not come up (gas, no oxygen): the rescuer is next
+        ("污水井里一个工人下去疏通后晕倒了，上面的人喊他也不应", "confined_space"),
+        ("沼气池清理，我叔下池后就没上来，我们不敢下去", "confined_space"),
+        ("化粪池的井盖没盖好，过路的人容易掉进去", None),  # a hazard to repair, nobody in it
+        # a fire lit indoors for warmth and someone with the signs of carbon monoxide: one person is enough
+        ("天冷我奶奶在卧室里生了个煤炉，刚才她说头晕想吐，站都站不稳", "toxic_exposure"),
+        ("楼下烧烤摊炭火烟太大，呛得我头疼，请环保部门管管", None),  # a nuisance outdoors
+        # an animal attacking someone now
+        ("小区一条大狗正在扑咬一个小孩，主人拉不住", "animal_attack"),
+        ("放学路上学生被马蜂围攻，好几个蜇得满脸包", "animal_attack"),
+        ("上周被邻居家狗咬伤了，想问狂犬疫苗在哪打", None),
+        # driving made dangerous by the driver or a passenger (妨害安全驾驶)
+        ("公交车上一个乘客在抢方向盘，车在高架上", "dangerous_driving"),
+        ("出租车司机一边开车一边跟乘客对骂，车开得歪歪扭扭", "dangerous_driving"),
+        ("网约车司机边开车边打电话，投诉他", None),
+        # climbing up high and threatening to jump (the wage-arrears protest on a crane)
+        ("工友爬上了塔吊，说再不发工资就跳下去", "suicide"),
+        ("物业工人爬上楼顶维修水箱", None),
+        # prevention devices and campaigns are not a person missing or drowning
+        ("老人上次走失已经找到了，想申请防走失手环", None),
+    ],
+)
+def test_more_kinds_of_danger_and_their_calm_twins(text, rule):
+    fired = {m.rule_id for m in ENGINE.danger(text)}
+    assert (rule in fired) if rule else not fired, fired
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "之前投诉过暖气不热，没人来修。我爸就在屋里放了个炭盆，我刚给他打电话，他说头疼想吐",  # cues inside a long mention
+        "上次反映过小区有狗不拴绳，现那条狗正追咬一个老人",  # a ticket's clause-opening 现 is "now"
+    ],
+)
+def test_a_present_cue_after_an_earlier_report_makes_the_danger_now(text):
+    assert ENGINE.danger(text), "the earlier report placed present danger in the past"
