@@ -207,6 +207,13 @@ def test_the_literal_index_finds_exactly_what_trying_every_rule_finds():
         # climbing up high and threatening to jump (the wage-arrears protest on a crane)
         ("工友爬上了塔吊，说再不发工资就跳下去", "suicide"),
         ("物业工人爬上楼顶维修水箱", None),
+        # a person in a dangerous place at height, a suspected bomb, a venomous snake in a bedroom
+        ("隔壁小孩从窗户爬出去，现在坐在防盗网上", "fall_risk"),
+        ("师傅正在给我家安装防盗网，站在窗外作业，这个收费合理吗", None),
+        ("商场门口有个纸箱放了一上午，里面滴滴响，还露出几根电线", "suspicious_object"),
+        ("快递柜里的包裹一直滴滴响，是不是机器坏了", None),
+        ("宝宝房间里钻进一条眼镜蛇，就在婴儿床边上", "animal_attack"),
+        ("院子里看见一条竹叶青，客人都在屋里，想找人来抓", None),
         # prevention devices and campaigns are not a person missing or drowning
         ("老人上次走失已经找到了，想申请防走失手环", None),
     ],
