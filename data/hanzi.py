@@ -16,7 +16,7 @@ change a word's length) are not used; for routing the character level is enough.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+import opencc
 
 # Characters that OpenCC leaves alone on their own (they are also simplified characters) but that a
 # call summary writes only in their traditional sense: 著火 (着火), 等著 (等着).
@@ -24,12 +24,10 @@ _OVERRIDES = {"著": "着"}
 _CJK_RANGES = ((0x3400, 0x4DC0), (0x4E00, 0xA000), (0xF900, 0xFB00))
 
 
-@lru_cache(maxsize=1)
-def _table() -> dict[int, str]:
-    """{code point: simplified character} for every CJK character OpenCC maps to one other character.
-    Built once (a few milliseconds): one conversion of all CJK code points, one per line."""
-    import opencc
-
+def _build_table() -> dict[int, str]:
+    """{code point: simplified character} for every CJK character OpenCC maps to one other character:
+    one conversion of all CJK code points, one per line (about 40 ms with the import, once per process
+    at import, so that no live call pays it)."""
     chars = "".join(chr(c) for a, b in _CJK_RANGES for c in range(a, b))
     converted = opencc.OpenCC("t2s").convert("\n".join(chars)).split("\n")
     if len(converted) != len(chars):  # a line-crossing conversion would misalign the table: refuse it
@@ -39,6 +37,9 @@ def _table() -> dict[int, str]:
     return table
 
 
+_TABLE = _build_table()
+
+
 def to_simplified(text: str) -> str:
     """``text`` with every traditional character replaced by its simplified form (same length)."""
-    return text.translate(_table())
+    return text.translate(_TABLE)
