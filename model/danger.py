@@ -145,7 +145,7 @@ class DangerAssessor:
         return tuple(f for f in frames if f not in CANCELLED_BY_NOW)
 
     def __call__(self, text: str, matches: Sequence[RuleMatch], p110: float | None = None, channel_110: float = 0.5) -> DangerVerdict:
-        """Assess one text (normalised, as the rules saw it).
+        """Assess one text (normalised and simplified, as the rules saw it).
 
         Parameters
         ----------

@@ -36,6 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from data.cleaning import classifier_text, normalize_text
+from data.hanzi import to_simplified
 from model.matters import police_parts, split_matters
 from data.taxonomy import Taxonomy, default_taxonomy
 from model.artifacts import TrainedModel
@@ -164,7 +165,8 @@ class Router:
 
     def route_batch(self, texts: Sequence[str]) -> list[Decision]:
         """Route many texts; the model scores them in one batch."""
-        clean = [normalize_text(t) for t in texts]
+        # simplified once (traditional characters map one for one): rules, danger frames and the classifier read the same text
+        clean = [to_simplified(normalize_text(t)) for t in texts]
         matches = [self.rules.matches(t) for t in clean]
         parts = [split_matters(t) for t in clean]  # a text of several matters is scored part by part too
         extra = [p for ps in parts if len(ps) > 1 for p in ps]

@@ -102,7 +102,7 @@ def test_the_platform_that_wrote_a_summary_does_not_move_the_model(tmp_path):
 
 def test_a_summary_in_traditional_characters_reads_as_its_simplified_twin(tmp_path):
     """Trained on simplified rows only, the model reads 來電人稱家裏停水 as 来电人称家里停水: both the
-    classifier and the rules see simplified characters (data.hanzi), in training and in routing."""
+    classifier, the rules and the danger frames see simplified characters (data.hanzi), in training and in routing."""
     from data.hanzi import to_simplified
     from tests.factories import tiny_rows, write_jsonl
     from training.train import TrainConfig, train
@@ -116,6 +116,11 @@ def test_a_summary_in_traditional_characters_reads_as_its_simplified_twin(tmp_pa
     trad, simp = router.route_batch([traditional, simplified])
     assert (trad.channel, trad.department) == (simp.channel, simp.department) == ("12345", "utilities")
     assert trad.confidence == pytest.approx(simp.confidence)
+    # the danger assessor reads the simplified text too: a complaint frame written 投訴 is a complaint frame
+    complaint = "市民投訴房東：出租屋燃氣熱水器裝在衛生間內，室友洗澡已一個多小時未出來，門縫有明顯燃氣味"
+    trad, simp = router.route_batch([complaint, to_simplified(complaint)])
+    assert trad.action == simp.action == "consult"
+    assert (trad.channel, trad.department, trad.reasons) == (simp.channel, simp.department, simp.reasons)
 
 
 def test_a_police_matter_raised_second_brings_110_into_the_call(tiny_model_dir):
