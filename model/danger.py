@@ -53,7 +53,8 @@ from typing import Mapping, Sequence
 
 import yaml
 
-from model.rules import DEFAULT_RULES_PATH, RuleMatch, RulesError, _clause_bounds, _compile, _last_cue
+from model.cues import clause_bounds, compile_pattern, last_cue
+from model.rules import DEFAULT_RULES_PATH, RuleMatch, RulesError
 
 ACTIONS = ("110_first", "consult", "route")
 ACTION_NAMES = {"110_first": "110 先行", "consult": "三方通话", "route": "按建议分派"}
@@ -118,7 +119,7 @@ class DangerAssessor:
             raise RulesError(f"unknown danger frame(s): {', '.join(sorted(unknown))}; known: {', '.join(FRAME_NAMES)}")
         for cues in list(self.frames.values()) + [self.now]:
             for cue in cues:
-                _compile(cue)  # a bad pattern fails at load, not on a live call
+                compile_pattern(cue)  # a bad pattern fails at load, not on a live call
 
     @classmethod
     def from_file(cls, path: str | Path | None = None) -> "DangerAssessor":
@@ -132,15 +133,15 @@ class DangerAssessor:
 
     def frames_in(self, text: str) -> tuple[str, ...]:
         """The 12345 frames whose cues occur in ``text``, in :data:`FRAME_NAMES` order."""
-        return tuple(name for name in FRAME_NAMES if _last_cue(text, self.frames.get(name, ())) >= 0)
+        return tuple(name for name in FRAME_NAMES if last_cue(text, self.frames.get(name, ())) >= 0)
 
     def frames_for(self, text: str, match: RuleMatch) -> tuple[str, ...]:
         """The frames that hold for ``match``: those of the text, less the ones a "now" cue in the
         match's clause cancels (:data:`CANCELLED_BY_NOW`) when that clause has none of their cues."""
         frames = self.frames_in(text)
-        a, b = _clause_bounds(text, match.span[0], match.span[1])
+        a, b = clause_bounds(text, match.span[0], match.span[1])
         clause = text[a:b]
-        if _last_cue(clause, self.now) < 0 or any(_last_cue(clause, self.frames.get(f, ())) >= 0 for f in CANCELLED_BY_NOW):
+        if last_cue(clause, self.now) < 0 or any(last_cue(clause, self.frames.get(f, ())) >= 0 for f in CANCELLED_BY_NOW):
             return frames
         return tuple(f for f in frames if f not in CANCELLED_BY_NOW)
 

@@ -23,9 +23,7 @@ span and a reason a call-taker can read) or ``None``. Two kinds:
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -34,6 +32,7 @@ import yaml
 
 from data.taxonomy import Taxonomy, default_taxonomy
 from data.hanzi import to_simplified
+from model.cues import NegationCues, clause_around, compile_pattern
 
 DEFAULT_RULES_PATH = Path(__file__).parent / "defaults" / "rules.yaml"
 KINDS = ("danger", "route")
@@ -43,7 +42,6 @@ MAX_MENTIONS = 16
 STRENGTHS = ("strong", "weak")
 _OPEN_QUOTES = frozenset("“\"「『‘'《")
 _CLOSE_QUOTES = frozenset("”\"」』’'》")
-_CLAUSE_SPLIT = re.compile(r"[，。；！？,.;!?\n]|(?<!\d)[:：](?!\d)|但是|不过|可是|结果")  # a colon opens a clause ("市民投诉:…"), not a time (10:30)
 
 
 class RulesError(ValueError):
@@ -108,9 +106,9 @@ class Rule:
         if self.strength not in STRENGTHS:
             raise RulesError(f"rule {self.id!r}: strength must be one of {STRENGTHS}, got {self.strength!r}")
         try:
-            self._compiled = [_compile(p) for p in self.patterns]
-            self._unless = [_compile(p) for p in self.unless]
-            self._unless_text = [_compile(p) for p in self.unless_text]
+            self._compiled = [compile_pattern(p) for p in self.patterns]
+            self._unless = [compile_pattern(p) for p in self.unless]
+            self._unless_text = [compile_pattern(p) for p in self.unless_text]
         except re.error as exc:
             raise RulesError(f"rule {self.id!r}: bad pattern: {exc}") from None
 
@@ -122,7 +120,7 @@ class Rule:
             return None
         for pat in self._compiled:
             for m in islice(pat.finditer(text), MAX_MENTIONS):
-                clause = _clause_around(text, m.start(), m.end())
+                clause = clause_around(text, m.start(), m.end())
                 if any(u.search(clause) for u in self._unless):
                     continue
                 if negation.negated(text, m.start()):
@@ -147,113 +145,6 @@ class Rule:
                     strength=self.strength,
                 )
         return None
-
-
-def _compile(pattern: str) -> re.Pattern[str]:
-    """``re:...`` is a regular expression; anything else a literal substring."""
-    return re.compile(pattern[3:] if pattern.startswith("re:") else re.escape(pattern))
-
-
-@lru_cache(maxsize=256)
-def _splits(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Where the clause separators of ``text`` start and end (one linear scan per text, cached)."""
-    found = [(m.start(), m.end()) for m in _CLAUSE_SPLIT.finditer(text)]
-    return tuple(a for a, _ in found), tuple(b for _, b in found)
-
-
-def _clause_bounds(text: str, start: int, end: int) -> tuple[int, int]:
-    """The clause around ``text[start:end]``: from the end of the last separator ending at or before
-    ``start`` to the start of the first separator starting at or after ``end``. O(log n) a call."""
-    starts, ends = _splits(text)
-    i = bisect_right(ends, start)
-    left = ends[i - 1] if i else 0
-    j = bisect_left(starts, end)
-    return left, (starts[j] if j < len(starts) else len(text))
-
-
-def _clause_around(text: str, start: int, end: int) -> str:
-    a, b = _clause_bounds(text, start, end)
-    return text[a:b]
-
-
-@dataclass
-class NegationCues:
-    """Words that cancel a mention (negators right before it) or place it in the past.
-
-    Tense is read from the nearest time cue *before* the mention in the whole text ("前天…摔倒了"
-    is past; "以前打过，现在又在打" is present), else from its own clause; the experiential 过
-    after the mention ("被打过") marks it past as well.
-    """
-
-    negators: Sequence[str] = ("没有", "没", "未", "无", "不是", "并非", "不存在", "别", "差点", "险些")
-    uncertain: Sequence[str] = ("有没有", "是不是", "会不会", "有无", "是否")
-    not_negating: Sequence[str] = ("没想到", "没办法", "没人管", "没多久", "没一会", "没过多久", "无法", "没完没了", "没几分钟", "没过")
-    past: Sequence[str] = ()
-    present: Sequence[str] = ()
-    resolved: Sequence[str] = ()
-    figures: Sequence[str] = ()
-    window: int = 8
-
-    def figurative(self, text: str, start: int, end: int) -> bool:
-        """True when one of ``figures`` (a regular expression, ``{X}`` for the mention: "跟{X}一样")
-        matches the clause of ``text[start:end]`` with ``{X}`` on the mention: a figure of speech."""
-        a, b = _clause_bounds(text, start, end)
-        for figure in self.figures:
-            for m in _figure(figure, text[start:end]).finditer(text, a, b):
-                if m.span("x") == (start, end):
-                    return True
-        return False
-
-    def resolved_after(self, text: str, end: int) -> bool:
-        """True when, after the mention, the text says the danger is over ("火已经扑灭了", "人已找到")."""
-        rest = text[end:]
-        return any(r in rest for r in self.resolved)
-
-    def negated(self, text: str, start: int) -> bool:
-        """True when a negator stands at most ``window`` characters before ``start`` in the same clause
-        and no uncertainty cue ("有没有人受伤" stays a possible injury) covers it."""
-        a, _ = _clause_bounds(text, start, start)
-        before = text[max(a, start - self.window - 4) : start]
-        if any(u in before for u in self.uncertain):
-            return False
-        for phrase in self.not_negating:
-            before = before.replace(phrase, "#" * len(phrase))
-        near = before[-(self.window + 2) :]
-        for neg in self.negators:
-            idx = near.rfind(neg)
-            if idx >= 0 and len(near) - (idx + len(neg)) <= self.window:
-                return True
-        return False
-
-    def in_past(self, text: str, start: int, end: int) -> bool:
-        """True when the mention is placed in the past (see the class docstring). A cue written
-        ``re:…`` is a regular expression (a date such as "1月5日" places what follows in the past)."""
-        if text[end : end + 1] == "过" and text[end : end + 2] not in ("过来", "过去"):
-            return True
-        before = text[:end]  # a long mention's own words count ("…烧了个炭盆取暖，我刚打电话…头疼")
-        last_past = _last_cue(before, self.past)
-        last_present = _last_cue(before, self.present)
-        if last_past >= 0 or last_present >= 0:
-            return last_past > last_present
-        clause = _clause_around(text, start, end)
-        return _last_cue(clause, self.past) >= 0 and _last_cue(clause, self.present) < 0
-
-
-@lru_cache(maxsize=1024)
-def _figure(figure: str, mention: str) -> re.Pattern[str]:
-    return _compile(figure.replace("{X}", f"(?P<x>{re.escape(mention)})"))
-
-
-def _last_cue(text: str, cues: Sequence[str]) -> int:
-    """The start of the last occurrence in ``text`` of any cue (literal, or ``re:`` pattern), or -1."""
-    best = -1
-    for cue in cues:
-        if cue.startswith("re:"):
-            for m in _compile(cue).finditer(text):
-                best = max(best, m.start())
-        else:
-            best = max(best, text.rfind(cue))
-    return best
 
 
 class RuleEngine:
@@ -289,7 +180,7 @@ class RuleEngine:
         for k, rule in enumerate(self.rules):
             for p in rule.patterns:
                 if p.startswith("re:") or not p:
-                    regexes.setdefault(k, []).append(_compile(p).pattern)
+                    regexes.setdefault(k, []).append(compile_pattern(p).pattern)
                 elif len(p) == 1:
                     self._by_char.setdefault(p, []).append((p, k))
                 else:
