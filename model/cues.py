@@ -57,6 +57,7 @@ class NegationCues:
 
     negators: Sequence[str] = ("没有", "没", "未", "无", "不是", "并非", "不存在", "别", "差点", "险些")
     uncertain: Sequence[str] = ("有没有", "是不是", "会不会", "有无", "是否")
+    hypothetical: Sequence[str] = ()  # "怕哪天…砸到人", "迟早出人命": a feared future, negated even after 怕
     not_negating: Sequence[str] = ("没想到", "没办法", "没人管", "没多久", "没一会", "没过多久", "无法", "没完没了", "没几分钟", "没过")
     past: Sequence[str] = ()
     present: Sequence[str] = ()
@@ -81,9 +82,12 @@ class NegationCues:
 
     def negated(self, text: str, start: int) -> bool:
         """True when a negator stands at most ``window`` characters before ``start`` in the same clause
-        and no uncertainty cue ("有没有人受伤" stays a possible injury) covers it."""
+        and no uncertainty cue ("有没有人受伤" stays a possible injury) covers it, or a hypothetical cue
+        ("哪天", "迟早") does."""
         a, _ = clause_bounds(text, start, start)
         before = text[max(a, start - self.window - 4) : start]
+        if any(h in before for h in self.hypothetical):
+            return True
         if any(u in before for u in self.uncertain):
             return False
         for phrase in self.not_negating:

@@ -243,6 +243,7 @@ class RuleEngine:
             negators=tuple(cues.get("negators", NegationCues.negators)),
             not_negating=tuple(cues.get("not_negating", NegationCues.not_negating)),
             uncertain=tuple(cues.get("uncertain", NegationCues.uncertain)),
+            hypothetical=tuple(cues.get("hypothetical", ())),
             past=tuple(cues.get("past", ())),
             present=tuple(cues.get("present", ())),
             resolved=tuple(cues.get("resolved", ())),

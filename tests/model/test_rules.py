@@ -232,3 +232,31 @@ def test_more_kinds_of_danger_and_their_calm_twins(text, rule):
 )
 def test_a_present_cue_after_an_earlier_report_makes_the_danger_now(text):
     assert ENGINE.danger(text), "the earlier report placed present danger in the past"
+
+
+@pytest.mark.parametrize(
+    "text, rule",
+    [
+        # the signs of a medical crisis, not its name: breathing, colour, no answer, poison swallowed, many ill at once
+        ("地铁车厢里一个乘客突然喘不上气，脸色发青", "acute_illness"),
+        ("请问呼吸困难的慢性病门诊怎么办理医保", None),
+        ("公交车上一位老人晕乎乎的，叫他没反应", "acute_illness"),
+        ("我奶奶把老鼠药当成糖吃了一颗", "acute_illness"),
+        ("小区里有人乱放老鼠药，怕毒到小孩，请物业管管", None),
+        ("公司食堂午饭后二十多个员工上吐下泻，有人站不起来", "acute_illness"),
+        ("上个月婚宴后十几个人拉肚子，想投诉酒店", None),
+        # a vehicle out of control now, not a fault taken to a garage
+        ("大货车刹车失灵了正往坡下冲", "vehicle_failure"),
+        ("新买的车刹车失灵，4S店不给退", None),
+        # a boat with people on it listing or taking on water
+        ("渡船进水了在往下沉，船上十几个人", "boat_danger"),
+        ("码头停放的旧船进水了，请海事部门拖走", None),
+        # a feared future is not evidence, even after 怕; the event itself is
+        ("楼上阳台的花盆没护栏，怕哪天掉下来砸到人", None),
+        ("工地塔吊晃得厉害，迟早砸到人", None),
+        ("楼上的花盆掉下来砸到人了", "hazard_person"),
+    ],
+)
+def test_medical_crises_runaway_vehicles_and_sinking_boats_and_their_calm_twins(text, rule):
+    fired = {m.rule_id for m in ENGINE.danger(text)}
+    assert (rule in fired) if rule else not fired, fired
