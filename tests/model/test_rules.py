@@ -255,8 +255,13 @@ def test_a_present_cue_after_an_earlier_report_makes_the_danger_now(text):
         ("楼上阳台的花盆没护栏，怕哪天掉下来砸到人", None),
         ("工地塔吊晃得厉害，迟早砸到人", None),
         ("楼上的花盆掉下来砸到人了", "hazard_person"),
+        # a threat with intent and means, or announced in words; a past one, or one in a drama, is not evidence
+        ("病人家属说买好了汽油正在来医院的路上，要找主治医生算账", "threat_means"),
+        ("前夫发短信扬言要泼她硫酸", "threat_means"),
+        ("上个月他扬言要杀我，想咨询怎么申请人身保护令", None),
+        ("这部电视剧里反派扬言要血洗全城，内容太暴力，想投诉", None),
     ],
 )
-def test_medical_crises_runaway_vehicles_and_sinking_boats_and_their_calm_twins(text, rule):
+def test_medical_crises_runaway_vehicles_sinking_boats_threats_and_their_calm_twins(text, rule):
     fired = {m.rule_id for m in ENGINE.danger(text)}
     assert (rule in fired) if rule else not fired, fired
