@@ -146,3 +146,12 @@ def test_extend_train_names_the_line_of_a_bad_label(tmp_path):
     with pytest.raises(ValueError, match=r"partial.jsonl:1: missing department, style, hard"):
         extend_train([partial], out_dir=tmp_path)
     assert (tmp_path / "train.jsonl").read_bytes() == before  # nothing written on error
+
+
+# A question's wording around a present danger ("想问一下…孩子吃了七八颗药，现在叫不醒") is still 110. Most
+# questions are 12345 matters, but a corpus where 咨询 is never 110 (1 of 172 rows before the wrapped batch,
+# data/corpus/README.md) teaches the classifier that asking means 12345.
+@pytest.mark.parametrize("marker", ["咨询", "想问", "问一下"])
+def test_a_question_s_wording_also_wraps_emergencies(splits, marker):
+    channels = Counter(r["channel"] for r in splits[0] if marker in r["text"])
+    assert channels["110"] >= 25 and channels["110"] / sum(channels.values()) >= 0.05, channels
