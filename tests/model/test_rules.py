@@ -216,27 +216,6 @@ def test_the_literal_index_finds_exactly_what_trying_every_rule_finds():
         ("院子里看见一条竹叶青，客人都在屋里，想找人来抓", None),
         # prevention devices and campaigns are not a person missing or drowning
         ("老人上次走失已经找到了，想申请防走失手环", None),
-    ],
-)
-def test_more_kinds_of_danger_and_their_calm_twins(text, rule):
-    fired = {m.rule_id for m in ENGINE.danger(text)}
-    assert (rule in fired) if rule else not fired, fired
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "之前投诉过暖气不热，没人来修。我爸就在屋里放了个炭盆，我刚给他打电话，他说头疼想吐",  # cues inside a long mention
-        "上次反映过小区有狗不拴绳，现那条狗正追咬一个老人",  # a ticket's clause-opening 现 is "now"
-    ],
-)
-def test_a_present_cue_after_an_earlier_report_makes_the_danger_now(text):
-    assert ENGINE.danger(text), "the earlier report placed present danger in the past"
-
-
-@pytest.mark.parametrize(
-    "text, rule",
-    [
         # the signs of a medical crisis, not its name: breathing, colour, no answer, poison swallowed, many ill at once
         ("地铁车厢里一个乘客突然喘不上气，脸色发青", "acute_illness"),
         ("请问呼吸困难的慢性病门诊怎么办理医保", None),
@@ -262,6 +241,18 @@ def test_a_present_cue_after_an_earlier_report_makes_the_danger_now(text):
         ("这部电视剧里反派扬言要血洗全城，内容太暴力，想投诉", None),
     ],
 )
-def test_medical_crises_runaway_vehicles_sinking_boats_threats_and_their_calm_twins(text, rule):
+def test_more_kinds_of_danger_and_their_calm_twins(text, rule):
     fired = {m.rule_id for m in ENGINE.danger(text)}
     assert (rule in fired) if rule else not fired, fired
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "之前投诉过暖气不热，没人来修。我爸就在屋里放了个炭盆，我刚给他打电话，他说头疼想吐",  # cues inside a long mention
+        "上次反映过小区有狗不拴绳，现那条狗正追咬一个老人",  # a ticket's clause-opening 现 is "now"
+    ],
+)
+def test_a_present_cue_after_an_earlier_report_makes_the_danger_now(text):
+    assert ENGINE.danger(text), "the earlier report placed present danger in the past"
+
