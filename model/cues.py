@@ -63,6 +63,8 @@ class NegationCues:
     present: Sequence[str] = ()
     resolved: Sequence[str] = ()
     figures: Sequence[str] = ()
+    answers_no: Sequence[str] = ()  # ``re:`` patterns: a "no" that opens the answer to a yes/no question
+    retractions: Sequence[str] = ()  # patterns with ``{X}`` after the mention that take it back: "说错了，不是{X}"
     window: int = 8
 
     def figurative(self, text: str, start: int, end: int) -> bool:
@@ -99,6 +101,37 @@ class NegationCues:
                 return True
         return False
 
+    def withdrawn(self, text: str, start: int, end: int) -> bool:
+        """True when the call itself takes the mention back: it stands in a yes/no question whose answer
+        opens with a "no" (坐席：有没有人受伤？来电人：没有，…), or one of ``retractions`` matches later
+        with ``{X}`` on the same words (着火了——不对不对，说错了，不是着火). The answer is the first clause
+        after the question's run of questions, past a speaker's label ("群众：") and an opening quote."""
+        return self._answered_no(text, start, end) or self._said_again_negated(text, start, end)
+
+    def _answered_no(self, text: str, start: int, end: int) -> bool:
+        if not self.answers_no:
+            return False
+        a, b = clause_bounds(text, start, end)
+        if text[b : b + 1] not in ("？", "?"):
+            return False
+        if not (any(u in text[a:start] for u in self.uncertain) or _YES_NO_END.search(text, end, b)):
+            return False
+        p = b + 1
+        for _ in range(4):  # the operator may ask several questions before the caller answers
+            m = _ANSWER_START.match(text, p)
+            p = m.end() if m else p
+            if any(compile_pattern(c).match(text, p) for c in self.answers_no):
+                return True
+            _, q_end = clause_bounds(text, p, p)
+            if text[q_end : q_end + 1] not in ("？", "?"):
+                return False
+            p = q_end + 1
+        return False
+
+    def _said_again_negated(self, text: str, start: int, end: int) -> bool:
+        words = text[start:end]
+        return any(_figure(r, words).search(text, end) for r in self.retractions)
+
     def in_past(self, text: str, start: int, end: int) -> bool:
         """True when the mention is placed in the past (see the class docstring). A cue written
         ``re:…`` is a regular expression (a date such as "1月5日" places what follows in the past)."""
@@ -111,6 +144,10 @@ class NegationCues:
             return last_past > last_present
         clause = clause_around(text, start, end)
         return last_cue(clause, self.past) >= 0 and last_cue(clause, self.present) < 0
+
+
+_YES_NO_END = re.compile(r"(吗|么|没有|没)\s*$")  # a clause ending so before its "？" asks yes or no
+_ANSWER_START = re.compile(r"\s*(?:[^，。！？,.!?；;：:\s]{1,6}[：:])?\s*['\"“‘「『]?\s*")  # "群众：'", "来电人：" or nothing
 
 
 @lru_cache(maxsize=1024)

@@ -129,6 +129,8 @@ class Rule:
                     continue  # a quoted word is a figure of speech or a title: 计生办“抢钱”
                 if negation.figurative(text, m.start(), m.end()):
                     continue  # 简直是抢钱, 跟绑架一样
+                if negation.withdrawn(text, m.start(), m.end()):
+                    continue  # 有没有人受伤？没有，… / 着火了——不对，不是着火
                 if self.now_only and negation.in_past(text, m.start(), m.end()):
                     continue
                 if self.kind == "danger" and negation.resolved_after(text, m.end()):
@@ -248,6 +250,8 @@ class RuleEngine:
             present=tuple(cues.get("present", ())),
             resolved=tuple(cues.get("resolved", ())),
             figures=tuple(cues.get("figures", ())),
+            answers_no=tuple(cues.get("answers_no", ())),
+            retractions=tuple(cues.get("retractions", ())),
         )
         engine = cls(rules, taxonomy, negation)
         engine.path = path

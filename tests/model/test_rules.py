@@ -256,3 +256,30 @@ def test_more_kinds_of_danger_and_their_calm_twins(text, rule):
 def test_a_present_cue_after_an_earlier_report_makes_the_danger_now(text):
     assert ENGINE.danger(text), "the earlier report placed present danger in the past"
 
+
+
+@pytest.mark.parametrize(
+    "text, fires",
+    [
+        # a transcript: the operator's yes/no question names the danger; the caller's answer decides
+        ("坐席：有没有人受伤？群众：没有，就是车刮了一下。", False),
+        ("坐席：有没有人受伤？群众：有！两个人倒在地上流血。", True),
+        ("接线员：有没有闻到煤气味？气罐有没有漏气？来电人：没有没有，就是问价钱。", False),  # two questions, one answer
+        ("接线员：有没有闻到煤气味？来电人：有，味道很大，越来越冲。", True),
+        ("话务员：您看到有明火吗？市民：那倒没有，就是油烟呛人。", False),
+        ("是不是有人落水了？没看清，好像有人在水里扑腾", True),  # a caller's own question, not answered "no"
+        # a claim taken back: corrected with the same words negated, a belief given up (以为), a record's 先称
+        ("我刚才说着火了——不对不对，说错了，不是着火，是烧秸秆", False),
+        ("河边有人落水了，在XX路——不对，说错了，是YY路那边，人还在水里扑腾", True),  # the address was corrected
+        ("那个男的在店里打人，被拉开了还说自己没打人，现在还在骂", True),  # a denial is not a correction
+        ("我以为他晕倒了，过去一看他在睡觉", False),
+        ("我以为是烧烤，现在看窗户里面冒火了，烟很大", True),
+        ("来电人先称“被人抢了”，经询问，系借款纠纷", False),
+        ("来电人先称只是吵架，经询问，现对方已持刀砍伤其丈夫", True),
+        ("他在电话里说：别以为我不敢砍你，我现在就拿刀过来", True),
+        # 前两天 places what follows in the past, as 前几天 does
+        ("前两天他在电话里跟我说想不开，后来说就是说说，想问欠薪怎么投诉", False),
+    ],
+)
+def test_the_call_itself_can_take_a_mention_back(text, fires):
+    assert bool(ENGINE.danger(text)) == fires, [m.rule_id for m in ENGINE.danger(text)]
