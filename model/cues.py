@@ -109,8 +109,8 @@ class NegationCues:
         return self._answered_no(text, start, end) or self._said_again_negated(text, start, end)
 
     def _answered_no(self, text: str, start: int, end: int) -> bool:
-        if not self.answers_no:
-            return False
+        if not self.answers_no or text[start : start + 1] in ("没", "不", "无"):
+            return False  # "还有没有呼吸？没有！": a "no" to a danger that is an absence confirms it
         a, b = clause_bounds(text, start, end)
         if text[b : b + 1] not in ("？", "?"):
             return False

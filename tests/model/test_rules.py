@@ -268,6 +268,8 @@ def test_a_present_cue_after_an_earlier_report_makes_the_danger_now(text):
         ("接线员：有没有闻到煤气味？来电人：有，味道很大，越来越冲。", True),
         ("话务员：您看到有明火吗？市民：那倒没有，就是油烟呛人。", False),
         ("是不是有人落水了？没看清，好像有人在水里扑腾", True),  # a caller's own question, not answered "no"
+        ("接线员：有没有看到明火？烟是从哪来的？来电人：没有火，没有火，就是烟头味。", False),  # the "no" echoes the question
+        ("坐席：老人有没有意识？家属：没有，怎么叫都不醒", True),  # a "no" to an absence confirms the danger
         # a claim taken back: corrected with the same words negated, a belief given up (以为), a record's 先称
         ("我刚才说着火了——不对不对，说错了，不是着火，是烧秸秆", False),
         ("河边有人落水了，在XX路——不对，说错了，是YY路那边，人还在水里扑腾", True),  # the address was corrected
