@@ -105,8 +105,6 @@ def train_transformer(cfg: TrainConfig, progress: bool = True) -> TrainedModel:
     }
     if clf.members_:  # the seed ensemble's other networks
         metrics["members"] = [{"random_state": m.random_state, "temperature": m.temperature_, "history": m.history_} for m in clf.members_]
-    if getattr(clf, "soup_", None):  # the networks averaged into the one that serves
-        metrics["soup"] = clf.soup_
     model = TrainedModel(classifier=clf, taxonomy=taxonomy, thresholds=thresholds, version=new_version(cfg.model), metrics=metrics)
     out = Path(cfg.out)
     test_records = []
@@ -192,11 +190,6 @@ def render_transformer_card(model: TrainedModel, cfg: TrainConfig, extra: dict) 
                   f"{', '.join(str(s) for s in [clf.random_state] + [m.random_state for m in clf.members_])}, each calibrated on the same "
                   f"validation split (T = {', '.join(f'{x.temperature_:.3f}' for x in [clf, *clf.members_])}); the transformer's probabilities "
                   f"are their mean. The epoch table below is the first network's; the others' are in `metrics.json` (`members`).", ""]
-    if getattr(clf, "soup_", None):
-        sp = clf.soup_
-        lines += [f"**Weight soup:** {sp['networks']} networks from one head initialisation (seeds {clf.random_state} + 1000·k for batch order "
-                  f"and dropout) averaged into the one network that serves; validation accuracy {sp['accuracy']} against "
-                  f"{', '.join(str(a) for a in sp['network_accuracy'])} for the networks alone. The epoch table below is the first network's.", ""]
     if clf.ensemble_ is not None:
         a, b = clf.ensemble_.exponents
         lines += [f"**Ensemble:** probabilities are softmax({a:.2f} × log P(transformer) + {b:.2f} × log P(linear)), a log-linear pool with "

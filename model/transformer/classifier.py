@@ -38,7 +38,6 @@ from model.encoder import base_prefix
 from model.transformer import backends
 from model.transformer.ensemble import LogPoolEnsemble
 from model.transformer.inference import NetworkRunner
-from model.transformer.soup import make_soup
 from model.transformer.network import (DEFAULT_BASE_MODEL, ENCODER_DIR, HEADS_FILE, LINEAR_FILE, MEMBERS_DIR, META_FILE, ONNX_FILE,
                                        ONNX_INT8_FILE, import_torch, network_class, resolve_base_model)
 from model.transformer.trainer import Trainer, TrainingArguments
@@ -87,18 +86,13 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
         ``random_state + 1000·k``, each calibrated, their probabilities averaged; three networks met
         the Haikou and Taidi targets where one did not robustly (bench/README.md, stop 13), at
         ``n_networks`` times the cost. Networks 2 … n are saved under ``members/<k>/``.
-    soup : bool
-        With ``n_networks`` > 1: the networks start from network 1's head initialisation (they differ in
-        batch order and dropout) and their weights are averaged into one network that serves alone
-        (:mod:`model.transformer.soup`): ``n_networks`` times the training, one network's inference.
 
     Attributes
     ----------
     classes_, channels_, prefix_, temperature_, channel_temperature_, history_ (per epoch), precision_,
     validation_proba_ / validation_labels_ / validation_index_ (calibrated held-out probabilities:
     thresholds are chosen on them), backend_, bf16_check_, ensemble_ (LogPoolEnsemble or None),
-    members_ (networks 2 … n; none after a soup), network_validation_proba_ (n_networks, n_val, n_classes),
-    soup_ (with ``soup``: validation accuracy of each network and of their average).
+    members_ (networks 2 … n), network_validation_proba_ (n_networks, n_val, n_classes).
     """
 
     model_class = "transformer"
@@ -111,8 +105,8 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
         channel_map: dict | None = None, channel_loss_weight: float = 0.5, channel_blend: float = 0.5, pooling: str = "mean",
         dropout: float = 0.1, val_fraction: float = 0.1, early_stopping_patience: int = 3, calibrate: bool = True,
         device: str = "auto", precision: str = "auto", backend: str = "auto", eval_batch_size: int = 16, onnx_batch_size: int = 1,
-        onnx_workers: int | None = None, ensemble_linear: bool = True, n_networks: int = 1, soup: bool = False,
-        split_random_state: int | None = None, init_random_state: int | None = None, random_state: int = 0, progress: bool = False,
+        onnx_workers: int | None = None, ensemble_linear: bool = True, n_networks: int = 1, split_random_state: int | None = None,
+        random_state: int = 0, progress: bool = False,
     ):
         self.base_model, self.prefix, self.max_length, self.num_layers = base_model, prefix, max_length, num_layers
         self.epochs, self.batch_size, self.lr_encoder, self.lr_head, self.lr_embeddings = epochs, batch_size, lr_encoder, lr_head, lr_embeddings
@@ -121,8 +115,8 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
         self.pooling, self.dropout, self.val_fraction, self.early_stopping_patience = pooling, dropout, val_fraction, early_stopping_patience
         self.calibrate, self.device, self.precision, self.backend = calibrate, device, precision, backend
         self.eval_batch_size, self.onnx_batch_size, self.onnx_workers = eval_batch_size, onnx_batch_size, onnx_workers
-        self.ensemble_linear, self.n_networks, self.soup, self.split_random_state = ensemble_linear, n_networks, soup, split_random_state
-        self.init_random_state, self.random_state, self.progress = init_random_state, random_state, progress
+        self.ensemble_linear, self.n_networks, self.split_random_state = ensemble_linear, n_networks, split_random_state
+        self.random_state, self.progress = random_state, progress
 
     def _check_params(self) -> TrainingArguments:
         """Check the model's parameters; returns the training ones (which check themselves)."""
@@ -134,8 +128,6 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
             raise ValueError("channel_blend must be in [0, 1]")
         if not (isinstance(self.n_networks, (int, np.integer)) and self.n_networks >= 1):
             raise ValueError(f"n_networks must be an int >= 1, got {self.n_networks!r}")
-        if self.soup and int(self.n_networks) < 2:
-            raise ValueError("soup averages a seed ensemble's networks: it needs n_networks >= 2")
         if self.onnx_workers is not None and not (isinstance(self.onnx_workers, int) and self.onnx_workers >= 1):
             raise ValueError(f"onnx_workers must be None or an int >= 1, got {self.onnx_workers!r}")
         return TrainingArguments.from_params(self.get_params())
@@ -182,12 +174,9 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
             dl, cl = self._logits([ids[i] for i in va])
             self.temperature_, self.channel_temperature_ = trainer.temperatures(dl, y[va], cl, c[va])
             self.validation_proba_ = self._combine(dl, cl)
-        self.members_, self.soup_ = [], None
+        self.members_ = []
         if int(self.n_networks) > 1:
             self._fit_members(texts, labels)
-            if self.soup:
-                self.soup_ = make_soup(self, [ids[i] for i in va], y[va], c[va], trainer)
-                logger.info("soup of %d networks: validation accuracy %s", self.n_networks, self.soup_)
         self.ensemble_ = None
         if self.ensemble_linear:
             self.ensemble_ = LogPoolEnsemble.fit(self.validation_proba_, texts, labels, tr, va, classes, self.channel_map,
@@ -208,8 +197,8 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
         split_seed = self.random_state if self.split_random_state is None else self.split_random_state
         for k in range(1, int(self.n_networks)):
             logger.info("seed ensemble: network %d of %d (seed %d)", k + 1, self.n_networks, self.random_state + 1000 * k)
-            member = clone(self).set_params(n_networks=1, soup=False, ensemble_linear=False, random_state=self.random_state + 1000 * k,
-                                            split_random_state=split_seed, init_random_state=self.random_state if self.soup else None)
+            member = clone(self).set_params(n_networks=1, ensemble_linear=False, random_state=self.random_state + 1000 * k,
+                                            split_random_state=split_seed)
             member.fit(texts, labels)
             if not np.array_equal(member.validation_index_, self.validation_index_):  # the split is a function of the seed only
                 raise RuntimeError("seed ensemble: a network validated on other rows than the first")
@@ -301,7 +290,7 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
             "prefix": self.prefix_, "temperature": self.temperature_, "channel_temperature": self.channel_temperature_,
             "history": self.history_, "n_params": self.n_params_, "fit_seconds": getattr(self, "fit_seconds_", None),
             "precision": getattr(self, "precision_", None), "members": len(self._members()), "bf16": self.bf16_check_,
-            "ensemble_exponents": None if ens is None else list(ens.exponents), "soup": getattr(self, "soup_", None),
+            "ensemble_exponents": None if ens is None else list(ens.exponents),
         }
         (out / LINEAR_FILE).unlink(missing_ok=True)
         if ens is not None:
@@ -339,7 +328,7 @@ class TransformerTextClassifier(NetworkRunner, ClassifierMixin, BaseEstimator):
         clf.classes_, clf.channels_, clf.prefix_ = np.asarray(meta["classes"]), list(meta["channels"]), meta["prefix"]
         clf.temperature_, clf.channel_temperature_ = float(meta["temperature"]), float(meta["channel_temperature"])
         clf.history_, clf.precision_, clf.n_params_ = meta.get("history", []), meta.get("precision"), meta.get("n_params")
-        clf.path_, clf.bf16_check_, clf.soup_ = path, meta.get("bf16"), meta.get("soup")
+        clf.path_, clf.bf16_check_ = path, meta.get("bf16")
         clf.ensemble_ = LogPoolEnsemble.load(path / LINEAR_FILE, meta["ensemble_exponents"]) if (path / LINEAR_FILE).exists() else None
         clf.tokenizer_ = AutoTokenizer.from_pretrained(path / ENCODER_DIR)
         clf.backend_ = clf._choose_backend(path)

@@ -48,8 +48,6 @@ class TrainingArguments:
     AVX512-BF16, CUDA devices that support it). Measured on the 2-core Xeon (AMX): a step of 32
     texts × 48 tokens through the 12-layer e5 took 0.96 s in bf16 against 1.86 s in fp32.
     split_random_state: seed of the split (None: ``random_state``; a seed ensemble's networks share it).
-    init_random_state: seed of the heads' initialisation (None: ``random_state``; a soup's networks share
-    it, and ``random_state`` then seeds only dropout and batch order).
     """
 
     epochs: int = 8
@@ -68,7 +66,6 @@ class TrainingArguments:
     device: str = "auto"
     precision: str = "auto"
     split_random_state: int | None = None
-    init_random_state: int | None = None
     random_state: int = 0
     progress: bool = False
 
@@ -141,14 +138,11 @@ class Trainer:
 
     # ------------------------------------------------------------------------------- torch
     def seed(self) -> None:
-        """Seed python, numpy and torch (head initialisation, dropout) with ``init_random_state``, else
-        ``random_state``."""
+        """Seed python, numpy and torch (head initialisation, dropout) with ``random_state``."""
         torch = import_torch()
-        a = self.args
-        seed = a.random_state if a.init_random_state is None else a.init_random_state
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
+        random.seed(self.args.random_state)
+        np.random.seed(self.args.random_state)
+        torch.manual_seed(self.args.random_state)
 
     def device(self):
         torch = import_torch()
@@ -200,8 +194,6 @@ class Trainer:
         from transformers import get_linear_schedule_with_warmup
 
         a = self.args
-        if a.init_random_state is not None and a.init_random_state != a.random_state:
-            torch.manual_seed(a.random_state)  # the heads came from init_random_state; dropout from this network's seed
         device = next(net.parameters()).device
         weights = self.class_weights(y[tr], net.department.out_features)
         loss_dep = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32, device=device) if weights is not None else None,

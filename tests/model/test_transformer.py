@@ -318,46 +318,6 @@ def test_seed_ensemble_averages_its_networks_and_round_trips(unigram_base, tmp_p
         TransformerTextClassifier(n_networks=0, **params).fit(TEXTS, LABELS)
 
 
-def test_a_soup_averages_the_networks_weights_into_one_network_that_serves_alone(unigram_base, tmp_path):
-    """n_networks=2, soup=True: network 2 starts from network 1's head initialisation (its own seed
-    orders the batches and the dropout); the served network's weights are the mean of both, recalibrated
-    on the validation split; it is saved and served as one network."""
-    import torch
-
-    from model.transformer.soup import average_state_dicts
-
-    params = dict(base_model=str(unigram_base), channel_map=CHANNELS, ensemble_linear=False, **{**FAST, "epochs": 3})
-    first = TransformerTextClassifier(**params).fit(TEXTS, LABELS)
-    second = TransformerTextClassifier(random_state=1000, init_random_state=0, split_random_state=0, **params).fit(TEXTS, LABELS)
-    soup = TransformerTextClassifier(n_networks=2, soup=True, **params).fit(TEXTS, LABELS)
-    assert soup.members_ == [] and soup.n_params_ == first.n_params_
-    assert soup.soup_["networks"] == 2 and len(soup.soup_["network_accuracy"]) == 2 and soup.soup_["accuracy"] is not None
-    mean = average_state_dicts([first.net_.state_dict(), second.net_.state_dict()])
-    got = soup.net_.state_dict()
-    assert all(torch.allclose(got[k].float(), mean[k].float(), atol=1e-5) for k in mean)
-    assert any(not torch.allclose(first.net_.state_dict()[k], second.net_.state_dict()[k]) for k in mean)  # two networks, not one twice
-    assert soup.validation_proba_.shape == first.validation_proba_.shape
-    p = soup.predict_proba(TEXTS)
-    files = soup.save_pretrained(tmp_path / "soup")
-    assert not any(f.startswith("members/") for f in files)
-    again = TransformerTextClassifier.from_pretrained(tmp_path / "soup", backend="torch")
-    assert again.members_ == [] and again.soup_ == soup.soup_
-    np.testing.assert_allclose(again.predict_proba(TEXTS), p, atol=1e-5)
-    with pytest.raises(ValueError, match="soup"):
-        TransformerTextClassifier(soup=True, **params).fit(TEXTS, LABELS)
-    # Through hotline train: one network's files, the soup in metrics.json and on the card.
-    from training.train import TrainConfig, train
-
-    out = tmp_path / "model"
-    train(TrainConfig(data=[str(write_jsonl(tmp_path / "tiny.jsonl", ROWS))], out=str(out), model="transformer", base_model=str(unigram_base),
-                      transformer={**FAST, "epochs": 2, "n_networks": 2, "soup": True}), progress=False)
-    assert not any(f.startswith("members/") for f in json.loads((out / "config.json").read_text())["files"])
-    assert json.loads((out / "metrics.json").read_text())["soup"]["networks"] == 2
-    assert "Weight soup" in (out / "README.md").read_text()
-    with pytest.raises(ValueError, match="one architecture"):
-        average_state_dicts([{"a": torch.zeros(1)}, {"b": torch.zeros(1)}])
-
-
 def test_train_a_seed_ensemble_exports_checks_and_serves_every_network(unigram_base, tmp_path):
     """hotline train with n_networks=2: both networks exported to ONNX and listed in the checksums,
     the card names the seeds, and a tampered second network is refused on load."""
@@ -421,7 +381,7 @@ def test_the_linear_ensemble_is_a_log_pool(unigram_base, tmp_path):
 
 @pytest.mark.parametrize("removed", ["ensemble_method", "average_checkpoints", "prior_correction", "refit_full", "lr_layer_decay",
                                      "distill_weight", "distill_temperature", "distill_folds", "ema_decay", "rdrop_alpha",
-                                     "mlm_epochs"])
+                                     "mlm_epochs", "soup", "init_random_state"])
 def test_options_the_benchmarks_rejected_are_gone(removed):
     """Issue 20: one recipe. The rejected options are no parameters any more (bench/README.md says why)."""
     assert removed not in TransformerTextClassifier().get_params()
