@@ -19,7 +19,7 @@ from data.corpus import HARDSET_DIR
                                             ("near_the_line_v12.jsonl", 240), ("near_the_line_v13.jsonl", 180),
                                             ("near_the_line_v14.jsonl", 200), ("near_the_line_v15.jsonl", 200),
                                             ("near_the_line_v16.jsonl", 200), ("near_the_line_v17.jsonl", 200),
-                                            ("near_the_line_v18.jsonl", 200)])
+                                            ("near_the_line_v18.jsonl", 200), ("near_the_line_v19.jsonl", 200)])
 def test_the_hard_set_is_well_formed_and_apart_from_the_corpus(name, at_least):
     rows = [json.loads(line) for line in (HARDSET_DIR / name).read_text(encoding="utf-8").splitlines() if line.strip()]
     tax = default_taxonomy()
@@ -31,7 +31,7 @@ def test_the_hard_set_is_well_formed_and_apart_from_the_corpus(name, at_least):
     corpus = {dedup_key(json.loads(l)["text"]) for p in (TRAIN_PATH, TEST_PATH) for l in p.read_text(encoding="utf-8").splitlines() if l.strip()}
     assert not corpus & {dedup_key(r["text"]) for r in rows}
     pairs = Counter(r["pair"] for r in rows if "pair" in r)
-    if pairs:  # sets of twins (v12-v18): each pair one emergency and its calm twin, in the same slice
+    if pairs:  # sets of twins (v12-v19): each pair one emergency and its calm twin, in the same slice
         assert set(pairs.values()) == {2} and sum(pairs.values()) == len(rows)
         for p in pairs:
             twins = [r for r in rows if r.get("pair") == p]
