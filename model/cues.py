@@ -65,6 +65,8 @@ class NegationCues:
     figures: Sequence[str] = ()
     answers_no: Sequence[str] = ()  # ``re:`` patterns: a "no" that opens the answer to a yes/no question
     retractions: Sequence[str] = ()  # patterns with ``{X}`` after the mention that take it back: "说错了，不是{X}"
+    corrections: Sequence[str] = ()  # "说错了", "看错了": what the caller said just before is taken back
+    superseded: Sequence[str] = ()  # "以为", "先称": the rest of the clause is a belief given up or a claim replaced
     window: int = 8
 
     def figurative(self, text: str, start: int, end: int) -> bool:
@@ -116,6 +118,10 @@ class NegationCues:
             return False
         if not (any(u in text[a:start] for u in self.uncertain) or _YES_NO_END.search(text, end, b)):
             return False
+        return self._answer_is_no(text, b)
+
+    def _answer_is_no(self, text: str, b: int) -> bool:
+        """True when the answer to the question whose "？" stands at ``b`` opens with a "no"."""
         p = b + 1
         for _ in range(4):  # the operator may ask several questions before the caller answers
             m = _ANSWER_START.match(text, p)
@@ -127,6 +133,41 @@ class NegationCues:
                 return False
             p = q_end + 1
         return False
+
+    def taken_back(self, text: str) -> str:
+        """``text`` as a classifier should read it: the yes/no questions answered "no", the words a caller
+        corrects (up to 30 characters before one of ``corrections``, within the sentence) and the clause
+        after a ``superseded`` cue are cut out. The rules read the whole text (see :meth:`withdrawn`).
+
+        >>> NegationCues(uncertain=("有没有",), answers_no=("没有",), corrections=("说错了",), superseded=("以为",)).taken_back(
+        ...     "坐席：有没有人受伤？群众：没有，车刮了。刚才说有人打架，我说错了，是吵架。我以为是枪声，是鞭炮")
+        '坐席：群众：没有，车刮了。，是吵架。我，是鞭炮'
+        """
+        cut = []
+        if self.answers_no:
+            starts, ends = _splits(text)
+            for i, s in enumerate(starts):
+                a = ends[i - 1] if i else 0
+                if text[s] in "？?" and (any(u in text[a:s] for u in self.uncertain) or _YES_NO_END.search(text, a, s)):
+                    if self._answer_is_no(text, s):
+                        cut.append((a, s + 1))
+        for c in self.corrections:
+            for m in re.finditer(re.escape(c), text):
+                sentence = max(text.rfind(x, 0, m.start()) for x in "。！？!?\n") + 1
+                cut.append((max(sentence, m.start() - 30), m.end()))
+        for c in self.superseded:
+            for m in re.finditer(re.escape(c), text):
+                if text[m.start() - 1 : m.start()] not in ("别", "你"):  # 别以为我不敢: a threat, not a belief given up
+                    cut.append((m.start(), clause_bounds(text, m.start(), m.end())[1]))
+        if not cut:
+            return text
+        kept, pos = [], 0
+        for a, b in sorted(cut):
+            if a > pos:
+                kept.append(text[pos:a])
+            pos = max(pos, b)
+        kept.append(text[pos:])
+        return "".join(kept)
 
     def _said_again_negated(self, text: str, start: int, end: int) -> bool:
         words = text[start:end]

@@ -252,6 +252,8 @@ class RuleEngine:
             figures=tuple(cues.get("figures", ())),
             answers_no=tuple(cues.get("answers_no", ())),
             retractions=tuple(cues.get("retractions", ())),
+            corrections=tuple(cues.get("corrections", ())),
+            superseded=tuple(cues.get("superseded", ())),
         )
         engine = cls(rules, taxonomy, negation)
         engine.path = path

@@ -123,6 +123,24 @@ def test_a_summary_in_traditional_characters_reads_as_its_simplified_twin(tmp_pa
     assert (trad.channel, trad.department, trad.reasons) == (simp.channel, simp.department, simp.reasons)
 
 
+def test_the_classifier_does_not_read_what_the_call_took_back(tiny_model_dir):
+    """A call-taker's question answered "no", a claim the caller corrects and a belief given up are cut
+    from what the classifier reads (model.cues.NegationCues.taken_back); the rules still read everything."""
+    router = Router(load_model(tiny_model_dir))
+    classifier = router.model.classifier
+    seen: list[str] = []
+    score = classifier.predict_proba_with_features
+    classifier.predict_proba_with_features = lambda texts: (seen.extend(texts), score(texts))[1]
+    calls = ["坐席：有没有人打架？有没有人受伤？群众：没有没有，就是家里停水一整天了",
+             "刚才说楼下有人打架，我说错了，是楼里停水一整天了",
+             "我以为是有人打架，原来是家里停水一整天了在吵"]
+    asked, corrected, believed = router.route_batch(calls)
+    assert len(seen) == 3 and not any("打架" in t for t in seen) and all("停水一整天" in t for t in seen), seen
+    assert not router.rules.danger(calls[0]) and (asked.channel, asked.department) == ("12345", "utilities")
+    assert corrected.action == "110_first"  # the rules read the whole text: a claim corrected without its words negated stands
+    assert "以为是有人打架" not in seen[2] and believed.channel == "12345"
+
+
 def test_a_police_matter_raised_second_brings_110_into_the_call(tiny_model_dir):
     """A 12345 complaint "另外" a theft: the whole text reads as 12345, its second matter alone as 110,
     so the call-taker is asked for a three-way call; one matter, or two 12345 ones, route as before."""
