@@ -153,8 +153,9 @@ class NegationCues:
                         cut.append((a, s + 1))
         for c in self.corrections:
             for m in re.finditer(re.escape(c), text):
-                sentence = max(text.rfind(x, 0, m.start()) for x in "。！？!?\n") + 1
-                cut.append((max(sentence, m.start() - 30), m.end()))
+                left = max(0, m.start() - 30)  # at most 30 characters back, within the sentence (linear in the text)
+                ends = [text.rfind(x, left, m.start()) for x in "。！？!?\n"]
+                cut.append((max([left] + [e + 1 for e in ends if e >= 0]), m.end()))
         for c in self.superseded:
             for m in re.finditer(re.escape(c), text):
                 if text[m.start() - 1 : m.start()] not in ("别", "你"):  # 别以为我不敢: a threat, not a belief given up
