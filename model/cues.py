@@ -66,7 +66,7 @@ class NegationCues:
     answers_no: Sequence[str] = ()  # ``re:`` patterns: a "no" that opens the answer to a yes/no question
     retractions: Sequence[str] = ()  # patterns with ``{X}`` after the mention that take it back: "说错了，不是{X}"
     corrections: Sequence[str] = ()  # "说错了", "看错了": what the caller said just before is taken back
-    superseded: Sequence[str] = ()  # "以为", "先称": the rest of the clause is a belief given up or a claim replaced
+    superseded: Sequence[str] = ()  # "先称": the rest of the clause is a claim the record replaced
     window: int = 8
 
     def figurative(self, text: str, start: int, end: int) -> bool:

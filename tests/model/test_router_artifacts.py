@@ -124,8 +124,8 @@ def test_a_summary_in_traditional_characters_reads_as_its_simplified_twin(tmp_pa
 
 
 def test_the_classifier_does_not_read_what_the_call_took_back(tiny_model_dir):
-    """A call-taker's question answered "no", a claim the caller corrects and a belief given up are cut
-    from what the classifier reads (model.cues.NegationCues.taken_back); the rules still read everything."""
+    """A call-taker's question answered "no", a claim the caller corrects and a claim the record replaced
+    (先称) are cut from what the classifier reads (model.cues.NegationCues.taken_back); the rules still read everything."""
     router = Router(load_model(tiny_model_dir))
     classifier = router.model.classifier
     seen: list[str] = []
@@ -133,12 +133,12 @@ def test_the_classifier_does_not_read_what_the_call_took_back(tiny_model_dir):
     classifier.predict_proba_with_features = lambda texts: (seen.extend(texts), score(texts))[1]
     calls = ["坐席：有没有人打架？有没有人受伤？群众：没有没有，就是家里停水一整天了",
              "刚才说楼下有人打架，我说错了，是楼里停水一整天了",
-             "我以为是有人打架，原来是家里停水一整天了在吵"]
+             "来电人先称楼下有人打架，经询问，系家里停水一整天了在吵"]
     asked, corrected, believed = router.route_batch(calls)
     assert len(seen) == 3 and not any("打架" in t for t in seen) and all("停水一整天" in t for t in seen), seen
     assert not router.rules.danger(calls[0]) and (asked.channel, asked.department) == ("12345", "utilities")
     assert corrected.action == "110_first"  # the rules read the whole text: a claim corrected without its words negated stands
-    assert "以为是有人打架" not in seen[2] and believed.channel == "12345"
+    assert "先称" not in seen[2] and believed.channel == "12345"
 
 
 def test_a_police_matter_raised_second_brings_110_into_the_call(tiny_model_dir):
