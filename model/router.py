@@ -176,7 +176,7 @@ class Router:
             classifier = self.model.classifier
             try:
                 # one batch: the texts (features once, for scores and reasons), then their parts;
-                # role words neutral, as in training (data.loading)
+                # role words neutral, as in training (data.loading); in routing only, what the call took back cut
                 proba, features = classifier.predict_proba_with_features([classifier_text(self.rules.negation.taken_back(t)) for t in clean + extra])
             except Exception:  # a model bug must not drop a live call: fall back to rules, count it
                 logger.exception("model failed on a batch of %d texts; falling back to rules", len(clean))
