@@ -19,6 +19,7 @@ from typing import Sequence
 _CLAUSE_SPLIT = re.compile(r"[，。；！？,.;!?\n]|(?<!\d)[:：](?!\d)|但是|不过|可是|结果")  # a colon opens a clause ("市民投诉:…"), not a time (10:30)
 
 
+@lru_cache(maxsize=2048)
 def compile_pattern(pattern: str) -> re.Pattern[str]:
     """``re:...`` is a regular expression; anything else a literal substring."""
     return re.compile(pattern[3:] if pattern.startswith("re:") else re.escape(pattern))
@@ -114,11 +115,13 @@ class NegationCues:
         if not self.answers_no or text[start : start + 1] in ("没", "不", "无"):
             return False  # "还有没有呼吸？没有！": a "no" to a danger that is an absence confirms it
         a, b = clause_bounds(text, start, end)
-        if text[b : b + 1] not in ("？", "?"):
-            return False
-        if not (any(u in text[a:start] for u in self.uncertain) or _YES_NO_END.search(text, end, b)):
-            return False
-        return self._answer_is_no(text, b)
+        return self._asks_yes_or_no(text, a, start, end, b) and self._answer_is_no(text, b)
+
+    def _asks_yes_or_no(self, text: str, a: int, cue_end: int, tail: int, b: int) -> bool:
+        """The clause ``text[a:b]`` is a yes/no question: a "？" at ``b``, and an uncertainty cue in
+        ``text[a:cue_end]`` or 吗/没有 closing ``text[tail:b]``."""
+        return text[b : b + 1] in ("？", "?") and (any(u in text[a:cue_end] for u in self.uncertain)
+                                                  or _YES_NO_END.search(text, tail, b) is not None)
 
     def _answer_is_no(self, text: str, b: int) -> bool:
         """True when the answer to the question whose "？" stands at ``b`` opens with a "no"."""
@@ -148,9 +151,8 @@ class NegationCues:
             starts, ends = _splits(text)
             for i, s in enumerate(starts):
                 a = ends[i - 1] if i else 0
-                if text[s] in "？?" and (any(u in text[a:s] for u in self.uncertain) or _YES_NO_END.search(text, a, s)):
-                    if self._answer_is_no(text, s):
-                        cut.append((a, s + 1))
+                if self._asks_yes_or_no(text, a, s, a, s) and self._answer_is_no(text, s):
+                    cut.append((a, s + 1))
         for c in self.corrections:
             for m in re.finditer(re.escape(c), text):
                 left = max(0, m.start() - 30)  # at most 30 characters back, within the sentence (linear in the text)
